@@ -1,0 +1,91 @@
+"""The Hydra config: where it lives, the defaults that follow from the data set, its checks."""
+
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import get_class
+from omegaconf import DictConfig, ListConfig, open_dict
+
+from vae_lightning.data.datamodule import BINARIZATIONS
+from vae_lightning.errors import ConfigError
+from vae_lightning.models.decoders import LIKELIHOODS
+from vae_lightning.models.mlp import ACTIVATIONS
+
+
+def config_dir() -> str:
+    """`conf/` inside an installed wheel, else the top-level `conf/` of a source checkout."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    return str(packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf")
+
+
+def apply_dataset_defaults(cfg: DictConfig) -> None:
+    """Fill `model.likelihood` and `model.hidden_dims` left null with the data set's defaults."""
+    datamodule_class = get_class(cfg.data._target_)
+    with open_dict(cfg):
+        if cfg.model.get("likelihood", "") is None:
+            cfg.model.likelihood = datamodule_class.default_likelihood
+        if cfg.model.get("hidden_dims", "") is None:
+            cfg.model.hidden_dims = list(datamodule_class.default_hidden_dims)
+
+
+def _fail(key: str, value: Any, accepted: str) -> None:
+    raise ConfigError(
+        f"Invalid config value {key}={value!r}: {key} must be {accepted}. "
+        f"Set it on the command line, e.g. `{key}=...`, or in the config file."
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def check_model_config(model: DictConfig) -> None:
+    """Refuse model settings that cannot work, naming the key and the accepted values."""
+    if not (_is_int(latent_dim := model.get("latent_dim")) and latent_dim > 0):
+        _fail("model.latent_dim", latent_dim, "a positive integer (e.g. 2, 5, 10, 20)")
+    hidden = model.get("hidden_dims")
+    if not (
+        isinstance(hidden, ListConfig | list)
+        and len(hidden) > 0
+        and all(_is_int(h) and h > 0 for h in hidden)
+    ):
+        _fail("model.hidden_dims", hidden, "a non-empty list of positive integers, e.g. [500]")
+    if not (_is_int(samples := model.get("num_samples")) and samples >= 1):
+        _fail("model.num_samples", samples, "an integer >= 1")
+    if (likelihood := model.get("likelihood")) not in LIKELIHOODS:
+        _fail("model.likelihood", likelihood, f"one of {', '.join(LIKELIHOODS)}")
+    if (activation := model.get("activation")) not in ACTIVATIONS:
+        _fail("model.activation", activation, f"one of {', '.join(ACTIVATIONS)}")
+    if (variance := model.get("variance")) is not None and not _positive_number(variance):
+        _fail("model.variance", variance, "null (learned) or a positive number")
+    if not _positive_number(min_variance := model.get("min_variance")):
+        _fail("model.min_variance", min_variance, "a positive number, e.g. 1e-4")
+
+
+def check_data_config(data: DictConfig) -> None:
+    for key in ("batch_size", "eval_batch_size"):
+        if not (_is_int(value := data.get(key)) and value > 0):
+            _fail(f"data.{key}", value, "a positive integer")
+    if (binarize := data.get("binarize", "none")) not in BINARIZATIONS:
+        _fail("data.binarize", binarize, f"one of {', '.join(BINARIZATIONS)}")
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """All checks of a training config, run before any data are loaded or models built."""
+    check_model_config(cfg.model)
+    check_data_config(cfg.data)
+    if cfg.model.likelihood == "gaussian" and cfg.data.get("binarize", "none") != "none":
+        raise ConfigError(
+            f"model.likelihood=gaussian does not fit data.binarize={cfg.data.binarize}: a "
+            "Gaussian density on binary pixels has no upper bound (its variance collapses). "
+            "Use model.likelihood=bernoulli for binarised data, or data.binarize=none."
+        )
+    if cfg.get("ckpt_path") is not None and not Path(cfg.ckpt_path).is_file():
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path!r} is not a file. Give the path of a checkpoint to "
+            "resume from, e.g. outputs/train/runs/<run>/checkpoints/last.ckpt, or ckpt_path=null."
+        )

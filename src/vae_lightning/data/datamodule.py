@@ -1,0 +1,93 @@
+"""A LightningDataModule that holds each split in memory as one tensor."""
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from vae_lightning.data.files import default_cache_dir
+from vae_lightning.data.loader import EpochOrder, TensorBatchLoader
+
+BINARIZATIONS = ("dynamic", "static", "none")
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """Images in [0, 1] of shape `image_shape`, split into train/val/test tensors.
+
+    Binarisation of grey levels p into x ~ Bernoulli(p):
+      - ``dynamic``: a fresh draw for every training batch; validation and test use one
+        fixed draw (seeded by ``split_seed``), so their ELBO is comparable across epochs;
+      - ``static``: one fixed draw of every split, made once;
+      - ``none``: grey levels as they are.
+    Subclasses say what the data are and how to load them.
+    """
+
+    name: ClassVar[str]
+    image_shape: ClassVar[tuple[int, ...]]
+    default_likelihood: ClassVar[str]  # the paper's decoder for these data
+    default_hidden_dims: ClassVar[tuple[int, ...]]  # the paper's hidden layer size
+
+    def __init__(
+        self,
+        data_dir: str | Path = "data",
+        cache_dir: str | Path | None = None,
+        batch_size: int = 100,
+        eval_batch_size: int = 1000,
+        binarize: str = "none",
+        split_seed: int = 0,
+        download: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.binarize, self.split_seed = binarize, split_seed
+        self.download, self.seed = download, seed
+        self.splits: dict[str, Tensor] = {}
+        self.labels: dict[str, Tensor | None] = {}
+
+    def locate(self) -> None:
+        """Make sure the data files are present and intact, downloading them if allowed."""
+        raise NotImplementedError
+
+    def load(self) -> dict[str, tuple[Tensor, Tensor | None]]:
+        """{split: (images as float in [0, 1] of shape (n, *image_shape), labels or None)}."""
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        self.locate()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        generator = torch.Generator().manual_seed(self.split_seed)
+        for split, (images, labels) in self.load().items():
+            if self.binarize == "static" or (self.binarize == "dynamic" and split != "train"):
+                images = torch.bernoulli(images, generator=generator)
+            self.splits[split], self.labels[split] = images, labels
+
+    def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int) -> Tensor:
+        if self.binarize == "dynamic" and self.trainer is not None and self.trainer.training:
+            return torch.bernoulli(batch)
+        return batch
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> TensorBatchLoader:
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        order = EpochOrder(len(self.splits[split]), shuffle, self.seed, rank, world, even=shuffle)
+        return TensorBatchLoader(self.splits[split], batch_size, order)
+
+    def train_dataloader(self) -> TensorBatchLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> TensorBatchLoader:
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> TensorBatchLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"split_seed": self.split_seed, "binarize": self.binarize}

@@ -1,0 +1,67 @@
+"""Minibatches of an in-memory tensor by indexing: no per-sample Python work, no collation."""
+
+import math
+
+import torch
+from torch import Tensor
+
+
+class EpochOrder:
+    """The order of one epoch's data points, sharded over `world_size` processes.
+
+    Shuffled orders are seeded by (seed, epoch), so a resumed run replays the same orders.
+    Lightning calls `set_epoch` at the start of every epoch. With `even` (training), every
+    process gets the same number of points; otherwise (evaluation) each point is served to
+    exactly one process, with no padding or repeats.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        even: bool = False,
+    ) -> None:
+        self.num_items, self.shuffle, self.seed = num_items, shuffle, seed
+        self.rank, self.world_size, self.even = rank, world_size, even
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def indices(self) -> Tensor:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.num_items, generator=generator)
+        else:
+            order = torch.arange(self.num_items)
+        if self.even:
+            order = order[: self.num_items - self.num_items % self.world_size]
+        return order[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        if self.even:
+            return self.num_items // self.world_size
+        return len(range(self.rank, self.num_items, self.world_size))
+
+
+class TensorBatchLoader:
+    """Iterates over `data[indices]` in batches of `batch_size`, in the order of `sampler`.
+
+    Lightning finds `sampler.set_epoch` through the `sampler` attribute, as on a DataLoader.
+    """
+
+    batch_sampler = None  # batches are slices of the sampler's order
+
+    def __init__(self, data: Tensor, batch_size: int, sampler: EpochOrder) -> None:
+        self.data, self.batch_size, self.sampler = data, batch_size, sampler
+
+    def __iter__(self):
+        indices = self.sampler.indices()
+        for start in range(0, len(indices), self.batch_size):
+            yield self.data[indices[start : start + self.batch_size]]
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.sampler) / self.batch_size)

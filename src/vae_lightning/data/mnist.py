@@ -1,0 +1,75 @@
+"""MNIST: 70,000 handwritten digits of 28 x 28 pixels, read from the original gzip IDX files."""
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torchvision.datasets import MNIST
+from torchvision.datasets.mnist import read_image_file, read_label_file
+
+from vae_lightning.data.datamodule import InMemoryDataModule
+from vae_lightning.data.files import fetch, gunzip
+
+# The four files and their md5 sums, as torchvision lists them.
+MNIST_MD5 = dict(MNIST.resources)
+
+
+class MNISTDataModule(InMemoryDataModule):
+    """MNIST in torchvision's layout, ``<data_dir>/MNIST/raw/*-ubyte.gz``.
+
+    The 60,000 training images are split into train and validation (``val_size``) by a
+    permutation seeded with ``split_seed``; the test split is the official 10,000.
+    Unpacked files go to ``<cache_dir>/MNIST/raw``, never into ``data_dir``.
+    """
+
+    name = "mnist"
+    image_shape = (1, 28, 28)
+    default_likelihood = "bernoulli"
+    default_hidden_dims = (500,)
+
+    def __init__(
+        self,
+        *args,
+        val_size: int = 10_000,
+        checksums: dict[str, str] | None = None,
+        mirrors: list[str] | None = None,
+        binarize: str = "dynamic",
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, binarize=binarize, **kwargs)
+        self.val_size = val_size
+        self.checksums = dict(checksums or MNIST_MD5)
+        self.mirrors = list(mirrors or MNIST.mirrors)
+
+    def _unpacked(self, gz_name: str) -> Path | None:
+        name = gz_name.removesuffix(".gz")
+        for folder in (self.data_dir / "MNIST" / "raw", self.cache_dir / "MNIST" / "raw"):
+            if (folder / name).is_file():
+                return folder / name
+        return None
+
+    def locate(self) -> None:
+        folders = [self.data_dir / "MNIST" / "raw", self.cache_dir / "MNIST" / "raw"]
+        for gz_name, md5 in self.checksums.items():
+            if self._unpacked(gz_name) is None:
+                urls = [mirror + gz_name for mirror in self.mirrors]
+                gz = fetch(gz_name, folders, urls, {"md5": md5}, self.download)
+                gunzip(gz, folders[1] / gz_name.removesuffix(".gz"))
+
+    def load(self) -> dict[str, tuple[Tensor, Tensor | None]]:
+        self.locate()
+        images = {}
+        for prefix in ("train", "t10k"):
+            pixels = read_image_file(str(self._unpacked(f"{prefix}-images-idx3-ubyte.gz")))
+            labels = read_label_file(str(self._unpacked(f"{prefix}-labels-idx1-ubyte.gz")))
+            images[prefix] = (pixels.unsqueeze(1).float().div_(255), labels)
+        train_x, train_y = images["train"]
+        order = torch.randperm(
+            len(train_x), generator=torch.Generator().manual_seed(self.split_seed)
+        )
+        train_idx, val_idx = order[self.val_size :], order[: self.val_size]
+        return {
+            "train": (train_x[train_idx], train_y[train_idx]),
+            "val": (train_x[val_idx], train_y[val_idx]),
+            "test": images["t10k"],
+        }

@@ -1,0 +1,103 @@
+"""The Lightning module: trains a VariationalAutoencoder by maximising the ELBO."""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+
+from vae_lightning.models.elbo import Elbo
+from vae_lightning.models.vae import VariationalAutoencoder
+
+SPLITS = ("train", "val", "test")
+TERMS = ("elbo", "recon", "kl")
+
+
+def _plain(value: Any) -> Any:
+    """A Hydra config as plain dicts and lists, so checkpoints load with weights_only=True."""
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+
+
+class VAE(L.LightningModule):
+    """Auto-Encoding Variational Bayes: encoder, decoder and the ELBO loss.
+
+    Logs ``{train,val,test}/{elbo,recon,kl}`` in nats per data point, where ``recon`` is
+    -E_q[log p(x|z)] and ``elbo = -(recon + kl)``. The loss is -ELBO averaged over the batch.
+    ``optimizer`` and ``scheduler`` are Hydra configs with ``_partial_: true``.
+    """
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        latent_dim: int = 20,
+        hidden_dims: Sequence[int] = (500,),
+        activation: str = "tanh",
+        likelihood: str = "bernoulli",
+        variance: float | None = None,
+        min_variance: float = 1e-4,
+        num_samples: int = 1,
+        optimizer: Mapping[str, Any] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(
+            {
+                "image_shape": list(image_shape),
+                "latent_dim": latent_dim,
+                "hidden_dims": list(hidden_dims),
+                "activation": activation,
+                "likelihood": likelihood,
+                "variance": variance,
+                "min_variance": min_variance,
+                "num_samples": num_samples,
+                "optimizer": _plain(optimizer),
+                "scheduler": _plain(scheduler),
+                "compile": compile,
+            }
+        )
+        self.vae = VariationalAutoencoder(
+            image_shape, latent_dim, hidden_dims, activation, likelihood, variance, min_variance
+        )
+        self._elbo = torch.compile(self.vae.elbo) if compile else self.vae.elbo
+        # Means over data points, weighted by count and summed over processes under DDP.
+        self.metrics = nn.ModuleDict({f"{s}_{t}": MeanMetric() for s in SPLITS for t in TERMS})
+
+    def forward(self, x: Tensor) -> Elbo:
+        return self._elbo(x, self.hparams.num_samples)
+
+    def _step(self, x: Tensor, split: str) -> Tensor:
+        terms = self(x)
+        for name in TERMS:
+            values = getattr(terms, name).detach()
+            if split == "train":
+                self.log(f"train/{name}_step", values.mean(), prog_bar=name == "elbo")
+            metric = self.metrics[f"{split}_{name}"]
+            metric.update(values)
+            self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True)
+        return terms.loss
+
+    def training_step(self, x: Tensor, batch_idx: int) -> Tensor:
+        return self._step(x, "train")
+
+    def validation_step(self, x: Tensor, batch_idx: int) -> None:
+        self._step(x, "val")
+
+    def test_step(self, x: Tensor, batch_idx: int) -> None:
+        self._step(x, "test")
+
+    def configure_optimizers(self) -> Any:
+        optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        scheduler_cfg = dict(self.hparams.scheduler)
+        interval = scheduler_cfg.pop("interval", "epoch")
+        scheduler = instantiate(scheduler_cfg)(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": interval, "monitor": "val/elbo"},
+        }

@@ -1,0 +1,113 @@
+"""Train a VAE: `python -m vae_lightning.train [key=value ...]` (Hydra app, conf/train.yaml)."""
+
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from vae_lightning.callbacks import EpochTimer
+from vae_lightning.config import apply_dataset_defaults, check_train_config, config_dir
+from vae_lightning.errors import ConfigError, UserError
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Objects of a config group whose entries each have a `_target_` (callbacks, loggers)."""
+    return [instantiate(node) for node in (group or {}).values() if node and "_target_" in node]
+
+
+def refuse_to_overwrite(output_dir: Path, ckpt_path: str | None) -> None:
+    checkpoints = output_dir / "checkpoints"
+    if ckpt_path is None and checkpoints.is_dir() and any(checkpoints.iterdir()):
+        raise ConfigError(
+            f"The run folder {output_dir} already holds checkpoints. To continue that run, "
+            f"pass ckpt_path={checkpoints / 'last.ckpt'}; to start afresh, choose another "
+            "folder (hydra.run.dir=...)."
+        )
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Check the config, train, test the best checkpoint; returns the final metrics."""
+    apply_dataset_defaults(cfg)
+    check_train_config(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    refuse_to_overwrite(output_dir, cfg.ckpt_path)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data)
+    if rank_zero_only.rank == 0:
+        datamodule.prepare_data()  # missing or corrupt files fail here, before any training
+    model = instantiate(cfg.model, image_shape=list(datamodule.image_shape))
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=instantiate_group(cfg.get("callbacks")),
+        logger=instantiate_group(cfg.get("logger")) or False,
+    )
+    if trainer.is_global_zero:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if cfg.get("test"):
+        trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    if trainer.is_global_zero:
+        write_summary(cfg, trainer, metrics, time.perf_counter() - start, output_dir)
+    return metrics
+
+
+def write_summary(
+    cfg: DictConfig, trainer: L.Trainer, metrics: dict[str, float], seconds: float, folder: Path
+) -> None:
+    """`summary.json` in the run folder and a short table in the log."""
+    timers = [c for c in trainer.callbacks if isinstance(c, EpochTimer)]
+    rates = timers[0].samples_per_sec if timers else []
+    checkpoint = trainer.checkpoint_callback
+    last = folder / "checkpoints" / "last.ckpt"
+    summary = {
+        "data": trainer.datamodule.name,
+        "binarize": cfg.data.get("binarize", "none"),
+        "latent_dim": cfg.model.latent_dim,
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "train_samples_per_sec_median": statistics.median(rates) if rates else None,
+        "wall_time_s": round(seconds, 2),
+        "best_checkpoint": checkpoint.best_model_path if checkpoint else None,
+        "last_checkpoint": str(last) if last.is_file() else None,
+        "metrics": {k: metrics[k] for k in sorted(metrics) if not k.endswith("_step")},
+    }
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    rows = [(k, f"{v:.3f}") for k, v in summary["metrics"].items()]
+    rows.append(("wall time (s)", f"{seconds:.1f}"))
+    width = max(len(k) for k, _ in rows)
+    log.info(
+        "Summary (nats per data point; ELBO higher is better):\n%s\nRun folder: %s",
+        "\n".join(f"  {k:<{width}}  {v:>12}" for k, v in rows),
+        folder,
+    )
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        metrics = train(cfg)
+    except UserError as err:
+        log.error("%s", err)
+        sys.exit(2)
+    return metrics.get("val/elbo")
+
+
+if __name__ == "__main__":
+    main()
