@@ -5,6 +5,7 @@ import logging
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,17 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in (group or {}).values() if node and "_target_" in node]
 
 
-def refuse_to_overwrite(output_dir: Path, ckpt_path: str | None) -> None:
+def refuse_to_overwrite(output_dir: Path) -> None:
+    """A run folder that already holds a training run is never trained into again."""
     checkpoints = output_dir / "checkpoints"
-    if ckpt_path is None and checkpoints.is_dir() and any(checkpoints.iterdir()):
+    has_run = (output_dir / "metrics.csv").exists() or (
+        checkpoints.is_dir() and any(checkpoints.iterdir())
+    )
+    if has_run:
         raise ConfigError(
-            f"The run folder {output_dir} already holds checkpoints. To continue that run, "
-            f"pass ckpt_path={checkpoints / 'last.ckpt'}; to start afresh, choose another "
-            "folder (hydra.run.dir=...)."
+            f"The run folder {output_dir} already holds a training run, which is left as "
+            "it is. Choose another folder (hydra.run.dir=...), or leave hydra.run.dir unset "
+            f"and pass ckpt_path={checkpoints / 'last.ckpt'} to continue that run in a new one."
         )
 
 
@@ -41,7 +46,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     apply_dataset_defaults(cfg)
     check_train_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    refuse_to_overwrite(output_dir, cfg.ckpt_path)
+    refuse_to_overwrite(output_dir)
+    # The CSV logger warns about any non-empty folder; ours always holds .hydra/.
+    warnings.filterwarnings("ignore", "Experiment logs directory .* exists and is not empty")
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)

@@ -10,8 +10,14 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 from vae_lightning.data.datamodule import InMemoryDataModule
 from vae_lightning.data.files import fetch, gunzip
 
-# The four files and their md5 sums, as torchvision lists them.
-MNIST_MD5 = dict(MNIST.resources)
+# The four original files by role, and their md5 sums as torchvision lists them.
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+MNIST_MD5 = {role: dict(MNIST.resources)[name] for role, name in MNIST_FILES.items()}
 
 
 class MNISTDataModule(InMemoryDataModule):
@@ -31,7 +37,7 @@ class MNISTDataModule(InMemoryDataModule):
         self,
         *args,
         val_size: int = 10_000,
-        checksums: dict[str, str] | None = None,
+        checksums: dict[str, str] | None = None,  # md5 by role, as MNIST_MD5
         mirrors: list[str] | None = None,
         binarize: str = "dynamic",
         **kwargs,
@@ -41,8 +47,8 @@ class MNISTDataModule(InMemoryDataModule):
         self.checksums = dict(checksums or MNIST_MD5)
         self.mirrors = list(mirrors or MNIST.mirrors)
 
-    def _unpacked(self, gz_name: str) -> Path | None:
-        name = gz_name.removesuffix(".gz")
+    def _unpacked(self, role: str) -> Path | None:
+        name = MNIST_FILES[role].removesuffix(".gz")
         for folder in (self.data_dir / "MNIST" / "raw", self.cache_dir / "MNIST" / "raw"):
             if (folder / name).is_file():
                 return folder / name
@@ -50,19 +56,19 @@ class MNISTDataModule(InMemoryDataModule):
 
     def locate(self) -> None:
         folders = [self.data_dir / "MNIST" / "raw", self.cache_dir / "MNIST" / "raw"]
-        for gz_name, md5 in self.checksums.items():
-            if self._unpacked(gz_name) is None:
+        for role, gz_name in MNIST_FILES.items():
+            if self._unpacked(role) is None:
                 urls = [mirror + gz_name for mirror in self.mirrors]
-                gz = fetch(gz_name, folders, urls, {"md5": md5}, self.download)
+                gz = fetch(gz_name, folders, urls, {"md5": self.checksums[role]}, self.download)
                 gunzip(gz, folders[1] / gz_name.removesuffix(".gz"))
 
     def load(self) -> dict[str, tuple[Tensor, Tensor | None]]:
         self.locate()
         images = {}
-        for prefix in ("train", "t10k"):
-            pixels = read_image_file(str(self._unpacked(f"{prefix}-images-idx3-ubyte.gz")))
-            labels = read_label_file(str(self._unpacked(f"{prefix}-labels-idx1-ubyte.gz")))
-            images[prefix] = (pixels.unsqueeze(1).float().div_(255), labels)
+        for split in ("train", "test"):
+            pixels = read_image_file(str(self._unpacked(f"{split}_images")))
+            labels = read_label_file(str(self._unpacked(f"{split}_labels")))
+            images[split] = (pixels.unsqueeze(1).float().div_(255), labels)
         train_x, train_y = images["train"]
         order = torch.randperm(
             len(train_x), generator=torch.Generator().manual_seed(self.split_seed)
@@ -71,5 +77,5 @@ class MNISTDataModule(InMemoryDataModule):
         return {
             "train": (train_x[train_idx], train_y[train_idx]),
             "val": (train_x[val_idx], train_y[val_idx]),
-            "test": images["t10k"],
+            "test": images["test"],
         }

@@ -1,0 +1,146 @@
+"""Shared fixtures: tiny data sets in the real file formats, Hydra composition, the CLI."""
+
+import gzip
+import hashlib
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from vae_lightning.config import config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_MNIST = {"train": 300, "test": 100}
+TINY_FREY = 120
+
+
+def write_idx_images(path: Path, images: np.ndarray) -> None:
+    """gzip IDX3: magic 0x00000803, N, rows, cols (big-endian uint32), then uint8 pixels."""
+    header = struct.pack(">IIII", 0x00000803, *images.shape)
+    path.write_bytes(gzip.compress(header + images.astype(np.uint8).tobytes()))
+
+
+def write_idx_labels(path: Path, labels: np.ndarray) -> None:
+    """gzip IDX1: magic 0x00000801, N, then uint8 labels."""
+    path.write_bytes(gzip.compress(struct.pack(">II", 0x00000801, len(labels)) + labels.tobytes()))
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def fake_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Blobs of ink on a dark background, one position per label: learnable, in MNIST's format."""
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    yy, xx = np.mgrid[:28, :28]
+    images = np.zeros((n, 28, 28))
+    for i, label in enumerate(labels):
+        cy, cx = 8 + (label // 5) * 12, 4 + (label % 5) * 5
+        images[i] = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 12.0)
+    images = np.clip(images * 255 + rng.normal(0, 10, images.shape), 0, 255)
+    return images.astype(np.uint8), labels
+
+
+def make_tiny_data(root: Path) -> dict[str, dict[str, str]]:
+    """Write tiny MNIST (gzip IDX) and Frey Face (.mat) files under root; returns checksums."""
+    rng = np.random.default_rng(0)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images, labels = fake_digits(TINY_MNIST[split], rng)
+        write_idx_images(raw / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx_labels(raw / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    faces = rng.integers(8, 239, size=(560, TINY_FREY), dtype=np.uint8)
+    scipy.io.savemat(root / "frey_rawface.mat", {"ff": faces})
+    frey = root / "frey_rawface.mat"
+    return {
+        "mnist": {
+            "train_images": md5(raw / "train-images-idx3-ubyte.gz"),
+            "train_labels": md5(raw / "train-labels-idx1-ubyte.gz"),
+            "test_images": md5(raw / "t10k-images-idx3-ubyte.gz"),
+            "test_labels": md5(raw / "t10k-labels-idx1-ubyte.gz"),
+        },
+        "frey_face": {
+            "md5": md5(frey),
+            "sha256": hashlib.sha256(frey.read_bytes()).hexdigest(),
+        },
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> tuple[Path, dict[str, dict[str, str]]]:
+    """A read-only folder of tiny data files in the real formats, and their checksums."""
+    root = tmp_path_factory.mktemp("data")
+    checksums = make_tiny_data(root)
+    return root, checksums
+
+
+def data_overrides(tiny_data, cache_dir: Path, data: str = "mnist") -> list[str]:
+    """Overrides pointing a config at the tiny data, with splits that fit it."""
+    root, checksums = tiny_data
+    sums = [f"data.checksums.{k}={v}" for k, v in checksums[data].items()]
+    sizes = ["data.val_size=50"] if data == "mnist" else ["data.val_size=20", "data.test_size=20"]
+    return [
+        f"data={data}",
+        f"paths.data_dir={root}",
+        f"paths.cache_dir={cache_dir}",
+        "data.download=false",
+        "data.batch_size=50",
+        "data.eval_batch_size=50",
+        *sizes,
+        *sums,
+    ]
+
+
+def tiny_overrides(tiny_data, tmp_path: Path, data: str = "mnist") -> list[str]:
+    """A small, quick training job on the tiny data (CPU, 2 epochs, a small network)."""
+    return [
+        *data_overrides(tiny_data, tmp_path / "cache", data),
+        "trainer=cpu",
+        "trainer.max_epochs=2",
+        "callbacks.progress_bar.refresh_rate=0",
+        "trainer.enable_model_summary=false",
+        "trainer.log_every_n_steps=1",
+        "model.hidden_dims=[32]",
+        "model.latent_dim=2",
+    ]
+
+
+@pytest.fixture
+def compose_train(tmp_path):
+    """Compose conf/train.yaml as `python -m vae_lightning.train` would, run folder in tmp_path."""
+
+    def _compose(overrides: list[str], config_name: str = "train") -> DictConfig:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+        output_dir = tmp_path / "run"
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(output_dir)
+            cfg.hydra.runtime.cwd = str(tmp_path)
+            cfg.hydra.job.num = 0
+        HydraConfig().set_config(cfg)
+        return cfg
+
+    return _compose
+
+
+def run_cli(module: str, args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """Run `python -m <module> <args>` in `cwd`, as a user would."""
+    environ = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **env}
+    environ.pop("VAE_DATA_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
