@@ -8,9 +8,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vae_lightning.models.mlp import mlp
+from vae_lightning.models.ppca import LinearGaussianDecoder
 
 LOG_2PI = math.log(2 * math.pi)
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "linear_gaussian")
+# Densities over real-valued pixels, unbounded on binary data.
+CONTINUOUS_LIKELIHOODS = ("gaussian", "linear_gaussian")
 
 
 class BernoulliDecoder(nn.Module):
@@ -97,11 +100,16 @@ def build_decoder(
     variance: float | None = None,
     min_variance: float = 1e-4,
 ) -> nn.Module:
-    """The decoder for ``likelihood`` ('bernoulli' or 'gaussian')."""
+    """The decoder for ``likelihood``: 'bernoulli', 'gaussian' or 'linear_gaussian' (PPCA).
+
+    The PPCA decoder is linear: it has no hidden layers and no activation.
+    """
     if likelihood == "bernoulli":
         return BernoulliDecoder(latent_dim, hidden_dims, out_features, activation)
     if likelihood == "gaussian":
         return GaussianDecoder(
             latent_dim, hidden_dims, out_features, activation, variance, min_variance
         )
+    if likelihood == "linear_gaussian":
+        return LinearGaussianDecoder(latent_dim, out_features, variance, min_variance)
     raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {LIKELIHOODS}")
