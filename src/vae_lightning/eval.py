@@ -107,8 +107,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     check_eval_config(cfg)
     checkpoint = resolve_checkpoint(cfg.ckpt_path)
-    run = run_folder_of(checkpoint)
     module = load_model(checkpoint).to(cfg.device)
+    run = run_folder_of(checkpoint)
     datamodule = load_data(run, cfg.data)
     folder = new_eval_folder(run, cfg.split)  # all input checks have passed
 
