@@ -25,7 +25,7 @@ from vae_lightning.models.vae import VariationalAutoencoder
 
 PIXELS, HIDDEN, LATENT = 784, 500, 20
 FULL_TEST = 10_000 * 5000  # pairs: the MNIST test set at K = 5000
-SHAPES = [(1, 100), (100, 10), (100, 100), (100, 500), (1000, 100)]  # (batch, chunk)
+SHAPES = [(1, 100), (100, 5), (100, 20), (100, 100), (100, 500)]  # (batch, chunk)
 
 
 def decoder_flops_per_pair() -> int:

@@ -126,7 +126,7 @@ def bad_inputs(run: Path, tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     (malicious / "checkpoints").mkdir()
     (malicious / "config.yaml").write_text((run / "config.yaml").read_text())
     with open(malicious / "checkpoints" / "best-epoch000.ckpt", "wb") as f:
-        pickle.dump(RunsCode(tmp_path / "code-was-run"), f)
+        pickle.dump(RunsCode(tmp_path / "code-was-run"), f, protocol=2)
     empty = tmp_path / "empty_run"
     (empty / "checkpoints").mkdir(parents=True)
     return {
@@ -135,6 +135,10 @@ def bad_inputs(run: Path, tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "foreign checkpoint": ([f"ckpt_path={foreign}"], "not a checkpoint of this project"),
         "code in pickle": ([f"ckpt_path={malicious}"], "not a checkpoint of this project"),
         "no checkpoints": ([f"ckpt_path={empty}"], "no single best checkpoint"),
+        "data not found": (
+            [f"ckpt_path={run}", f"data.data_dir={tmp_path}", f"data.cache_dir={tmp_path}"],
+            "not found",
+        ),
         "K < 1": ([f"ckpt_path={run}", "num_importance_samples=0"], "num_importance_samples"),
         "unknown split": ([f"ckpt_path={run}", "split=train"], "split"),
         "no ckpt_path": ([], "ckpt_path"),

@@ -4,7 +4,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vae_lightning.models.mlp import mlp
@@ -31,13 +30,16 @@ class BernoulliDecoder(nn.Module):
         return self.logits(self.body(z))
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
-        """log p(x|z) = sum_d x_d log p_d + (1 - x_d) log(1 - p_d), via stable BCE with logits.
+        """log p(x|z) = sum_d x_d log p_d + (1 - x_d) log(1 - p_d) = sum_d [x_d l_d - softplus(l_d)]
+        for the logits l = f(z), with softplus(l) = max(l, 0) + log(1 + exp(-|l|)).
 
+        `log` rather than `log1p` (off by < 1e-7 nats a pixel): it is vectorised on CPUs,
+        which makes this several times faster than binary_cross_entropy_with_logits.
         x: (batch, D); z: (..., batch, latent). Returns shape (..., batch), in float32.
         """
         logits = self(z).float()
-        target = x.float().expand_as(logits)
-        return -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
+        softplus = logits.clamp(min=0) + torch.log(1 + torch.exp(-logits.abs()))
+        return (x.float() * logits - softplus).sum(-1)
 
     def mean(self, z: Tensor) -> Tensor:
         """E[x|z] = sigmoid(f(z)), the pixel probabilities."""
