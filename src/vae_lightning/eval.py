@@ -15,6 +15,7 @@ import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
 
 from vae_lightning.config import check_data_config, check_eval_config, config_dir
 from vae_lightning.data.datamodule import InMemoryDataModule
@@ -45,6 +46,13 @@ def load_data(run: Path, overrides: DictConfig) -> InMemoryDataModule:
     return datamodule
 
 
+def split_data(datamodule: InMemoryDataModule, cfg: DictConfig) -> tuple[Tensor, Tensor | None]:
+    """The images and labels (or None) of the split, its first ``num_points`` if that is set."""
+    images, labels = datamodule.splits[cfg.split], datamodule.labels[cfg.split]
+    end = cfg.num_points or len(images)
+    return images[:end], None if labels is None else labels[:end]
+
+
 def new_eval_folder(run: Path, split: str) -> Path:
     """A fresh ``<run>/eval/<time with microseconds>_<split>``; never an existing one."""
     folder = run / "eval" / f"{datetime.now():%Y-%m-%d_%H-%M-%S-%f}_{split}"
@@ -56,7 +64,7 @@ def save_figures(
     cfg: DictConfig, vae: VariationalAutoencoder, datamodule: InMemoryDataModule, folder: Path
 ) -> list[str]:
     """The paper's figures that apply to this model and data; returns their file names."""
-    images, labels = datamodule.splits[cfg.split], datamodule.labels[cfg.split]
+    images, labels = split_data(datamodule, cfg)
     device = next(vae.parameters()).device
     torch.manual_seed(cfg.seed)
     figures.save_reconstructions(
@@ -81,7 +89,7 @@ def compute_metrics(
     cfg: DictConfig, vae: VariationalAutoencoder, datamodule: InMemoryDataModule, num_samples: int
 ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """({metric: {mean, sem}} in nats per data point, {part: seconds})."""
-    images = datamodule.splits[cfg.split]
+    images, _ = split_data(datamodule, cfg)
     seconds, per_point = {}, {}
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
@@ -120,7 +128,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "run_dir": str(run),
         "data": datamodule.name,
         "split": cfg.split,
-        "num_data_points": len(datamodule.splits[cfg.split]),
+        "num_data_points": len(split_data(datamodule, cfg)[0]),
         "binarize": datamodule.binarize,
         "likelihood": module.hparams.likelihood,
         "latent_dim": module.hparams.latent_dim,
