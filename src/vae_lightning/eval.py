@@ -79,7 +79,8 @@ def save_figures(
         means = latent_means(vae, images, cfg.batch_size)
         figures.save_latent_scatter(means, labels, folder / "latent_means.png")
         names.append("latent_means.png")
-    if (metrics_csv := folder.parents[1] / "metrics.csv").is_file():
+    run = folder.parents[1]  # <run>/eval/<folder>
+    if (metrics_csv := run / "metrics.csv").is_file():
         figures.save_training_curves(metrics_csv, folder / "training_curves.png")
         names.append("training_curves.png")
     return names
