@@ -63,9 +63,10 @@ class InMemoryDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        generator = torch.Generator().manual_seed(self.split_seed)
-        for split, (images, labels) in self.load().items():
+        for index, (split, (images, labels)) in enumerate(self.load().items()):
             if self.binarize == "static" or (self.binarize == "dynamic" and split != "train"):
+                # One draw per split, the same in both modes: static's test set is dynamic's.
+                generator = torch.Generator().manual_seed(self.split_seed * 10 + index)
                 images = torch.bernoulli(images, generator=generator)
             self.splits[split], self.labels[split] = images, labels
 
