@@ -2,6 +2,7 @@
 
 import json
 import logging
+import resource
 import statistics
 import sys
 import time
@@ -79,8 +80,8 @@ def write_summary(
     cfg: DictConfig, trainer: L.Trainer, metrics: dict[str, float], seconds: float, folder: Path
 ) -> None:
     """`summary.json` in the run folder and a short table in the log."""
-    timers = [c for c in trainer.callbacks if isinstance(c, EpochTimer)]
-    rates = timers[0].samples_per_sec if timers else []
+    timer = next((c for c in trainer.callbacks if isinstance(c, EpochTimer)), EpochTimer())
+    rates = timer.samples_per_sec
     checkpoint = trainer.checkpoint_callback
     last = folder / "checkpoints" / "last.ckpt"
     summary = {
@@ -91,6 +92,8 @@ def write_summary(
         "steps": trainer.global_step,
         "train_samples_per_sec_median": statistics.median(rates) if rates else None,
         "wall_time_s": round(seconds, 2),
+        "first_step_unix_time": timer.first_step_unix_time,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "best_checkpoint": checkpoint.best_model_path if checkpoint else None,
         "last_checkpoint": str(last) if last.is_file() else None,
         "metrics": {k: metrics[k] for k in sorted(metrics) if not k.endswith("_step")},
