@@ -70,9 +70,10 @@ def test_binarisation_modes(tiny_data, tmp_path):
     batch = dynamic.splits["train"][:20]
     first, second = (dynamic.on_after_batch_transfer(batch, 0) for _ in range(2))
     assert is_binary(first) and not torch.equal(first, second)
-    # E[x_binary] = grey level.
+    # E[x_binary] = grey level: 400 draws, std of each mean <= 0.025, tolerance 6 sigma.
+    torch.manual_seed(0)
     draws = torch.stack([dynamic.on_after_batch_transfer(batch, 0) for _ in range(400)])
-    torch.testing.assert_close(draws.mean(0), batch, atol=0.1, rtol=0)
+    torch.testing.assert_close(draws.mean(0), batch, atol=0.15, rtol=0)
 
 
 def test_frey_face_splits_and_shape(tiny_data, tmp_path):
