@@ -57,6 +57,11 @@ class WandbLogger(LightningWandbLogger):
 
     _broken = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:  # wandb warns about anonymous=None
+            self._wandb_init.pop("anonymous", None)
+
     def _guard(self, what: str, call, *args: Any, **kwargs: Any) -> Any:
         if self._broken:
             return None
@@ -291,5 +296,8 @@ def finish_wandb(loggers: list[Logger], failed: bool = False) -> None:
     try:
         if wandb.run is not None:
             wandb.finish(exit_code=1 if failed else 0)
+            # finish() returns before the service has written all of the run to disk; its
+            # teardown waits for that, so the run is complete before the next job starts.
+            wandb.teardown()
     except Exception as err:
         log.warning("W&B failed to finish the run (%s: %s).", type(err).__name__, err)

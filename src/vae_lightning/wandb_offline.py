@@ -92,9 +92,7 @@ def read_run(path: str | Path) -> dict[str, Any]:
                 keys = list(item.nested_key) or [item.key]
                 if len(keys) > 1 and keys[-1] != "_type":
                     continue  # image fields other than its type
-                row["/".join(keys[:-1]) if len(keys) > 1 else keys[0]] = json.loads(
-                    item.value_json
-                )
+                row["/".join(keys[:-1]) if len(keys) > 1 else keys[0]] = json.loads(item.value_json)
             run["history"].append(row)
         elif kind == "summary":
             for item in record.summary.update:
