@@ -5,9 +5,11 @@ import functools
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 import wandb
 from conftest import run_cli, tiny_overrides
+from PIL import Image
 
 from vae_lightning import tracking
 from vae_lightning.errors import ConfigError
@@ -38,10 +40,14 @@ def test_cli_run_logs_scalars_media_config_and_checkpoints_offline(tiny_data, tm
     assert run["images"] == IMAGES
     for name in ("samples", "reconstructions", "manifold"):
         [png] = [f for f in run["image_files"] if f"/{name}_" in f]
-        assert (run_dir / "files" / png).is_file()
+        pixels = np.asarray(Image.open(run_dir / "files" / png))
+        assert pixels.dtype == np.uint8 and pixels.max() > 128  # not blank
     # The best ELBO is what the runs table shows.
     assert set(run["summary"]["val/elbo"]) == {"max"}
     assert run["project"] == "vae-lightning" and run["exit_code"] == 0
+    # Named by its overrides, short and as typed, without paths or checksums.
+    assert run["name"].startswith("data=mnist,download=false,batch_size=50")
+    assert "/" not in run["name"] and "checksums" not in run["name"]
     # log_model=true: the best and the last checkpoint, as model artifacts.
     assert [a["type"] for a in run["artifacts"]] == ["model", "model"]
 
@@ -87,6 +93,7 @@ def test_csv_only_run_saves_media_as_pngs(tiny_data, compose_train, tmp_path):
     [
         ("+logger.wandb.projct=x", "Unknown W&B option logger.wandb.projct. Did you mean project"),
         ("logger.wandb.mode=offlin", "logger.wandb.mode='offlin'"),
+        ("+logger.wandb.settings.init_timeot=3", "Invalid W&B settings in logger.wandb.settings"),
     ],
 )
 def test_bad_wandb_options_are_refused_before_training(

@@ -95,8 +95,11 @@ class MediaLogger(L.Callback):
         image_loggers = [lg for lg in trainer.loggers if callable(getattr(lg, "log_image", None))]
         for logger in image_loggers:
             for name, grid in grids.items():
+                # 8-bit (H, W, C) arrays: the form every image logger reads the same way
+                # (wandb >= 0.2x casts float tensors to uint8 without scaling them).
+                image = grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
                 logger.log_image(
-                    key=f"media/{name}", images=[grid], step=step, caption=[f"epoch {epoch}"]
+                    key=f"media/{name}", images=[image], step=step, caption=[f"epoch {epoch}"]
                 )
         if not image_loggers:
             folder = self.dirpath or Path(trainer.default_root_dir) / "media"

@@ -142,6 +142,16 @@ def check_wandb_config(cfg: DictConfig) -> None:
                 f"Invalid config value logger.{key}.mode={mode!r}: it must be null (online "
                 f"when W&B credentials are configured, else offline) or one of {', '.join(MODES)}."
             )
+        settings = node.get("settings")
+        if settings is not None:
+            import wandb
+
+            try:
+                wandb.Settings(**OmegaConf.to_container(settings, resolve=True))
+            except Exception as err:
+                raise ConfigError(
+                    f"Invalid W&B settings in logger.{key}.settings: {err}".strip()
+                ) from None
         if node.get("offline"):
             raise ConfigError(
                 f"logger.{key}.offline is not used here: set logger.{key}.mode=offline instead."
@@ -170,8 +180,10 @@ def resolve_mode(configured: str | None) -> str:
     return "online" if has_credentials() else "offline"
 
 
-def _short(key: str, value: str) -> str:
-    return f"{key.lstrip('+~').rsplit('.', 1)[-1]}={value}"
+def _short(override: Any) -> str:
+    """`model.latent_dim=5` -> `latent_dim=5`, the value as it was typed."""
+    value = (override.input_line or "").split("=", 1)[-1] or override.get_value_element_as_str()
+    return f"{override.key_or_group.rsplit('.', 1)[-1]}={value}"
 
 
 def _parse(overrides: list[str]) -> list[Any]:
@@ -215,7 +227,7 @@ def run_name_and_group() -> tuple[str | None, str | None]:
             and "/" not in (value := o.get_value_element_as_str())
             and len(value) <= 32
         ][:MAX_NAME_PARTS]
-    name = ",".join(_short(o.key_or_group, o.get_value_element_as_str()) for o in chosen)
+    name = ",".join(_short(o) for o in chosen)
     return name or None, group
 
 
