@@ -29,3 +29,15 @@ class EpochTimer(L.Callback):
         rate = self._samples * trainer.world_size / (self._end - self._start)
         self.samples_per_sec.append(rate)
         pl_module.log("train/samples_per_sec", rate)
+
+
+class LearningRate(L.Callback):
+    """Logs `train/lr`: the learning rate of each epoch (first optimizer, first group).
+
+    Unlike Lightning's LearningRateMonitor it needs no logger, and it goes through
+    `pl_module.log`, so every logger gets it under the same key.
+    """
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.optimizers:
+            pl_module.log("train/lr", float(trainer.optimizers[0].param_groups[0]["lr"]))

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from vae_lightning.callbacks import EpochTimer
 from vae_lightning.config import apply_dataset_defaults, check_train_config, config_dir
 from vae_lightning.errors import ConfigError, UserError
+from vae_lightning.tracking import check_wandb_config, create_loggers, finish_wandb
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Check the config, train, test the best checkpoint; returns the final metrics."""
     apply_dataset_defaults(cfg)
     check_train_config(cfg)
+    check_wandb_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     refuse_to_overwrite(output_dir)
     # The CSV logger warns about any non-empty folder; ours always holds .hydra/.
@@ -56,11 +58,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if rank_zero_only.rank == 0:
         datamodule.prepare_data()  # missing or corrupt files fail here, before any training
     model = instantiate(cfg.model, image_shape=list(datamodule.image_shape))
+    loggers = create_loggers(cfg)
+    failed = True
+    try:
+        metrics = fit_and_test(cfg, datamodule, model, loggers, output_dir)
+        failed = False
+        return metrics
+    finally:
+        finish_wandb(loggers, failed)  # each job of a multirun is a W&B run of its own
+
+
+def fit_and_test(
+    cfg: DictConfig, datamodule: Any, model: L.LightningModule, loggers: list, output_dir: Path
+) -> dict[str, float]:
     trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=instantiate_group(cfg.get("callbacks")),
-        logger=instantiate_group(cfg.get("logger")) or False,
+        cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False
     )
+    for logger in loggers:
+        logger.log_hyperparams({"num_params": sum(p.numel() for p in model.parameters())})
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
