@@ -33,7 +33,8 @@ def _eval_folders(run: Path) -> list[Path]:
 def mnist_run(tiny_data, tmp_path_factory) -> Path:
     """A run folder of `python -m vae_lightning.train`: tiny MNIST, 2-D latent, 2 epochs."""
     tmp_path = tmp_path_factory.mktemp("mnist_run")
-    result = run_cli("vae_lightning.train", tiny_overrides(tiny_data, tmp_path), cwd=tmp_path)
+    args = [*tiny_overrides(tiny_data, tmp_path), "logger=csv"]  # no W&B: not needed here
+    result = run_cli("vae_lightning.train", args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     [summary] = (tmp_path / "outputs").rglob("summary.json")
     return summary.parent
@@ -88,6 +89,7 @@ def test_ppca_reports_its_exact_likelihood(tiny_data, compose_train, tmp_path):
         *tiny_overrides(tiny_data, tmp_path, "frey_face"),
         "model=ppca",
         "model.latent_dim=3",
+        "logger=csv",
         "trainer.max_epochs=5",
         "test=false",
     ]
