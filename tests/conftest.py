@@ -75,6 +75,22 @@ def make_tiny_data(root: Path) -> dict[str, dict[str, str]]:
     }
 
 
+@pytest.fixture(autouse=True)
+def offline_wandb(tmp_path_factory, monkeypatch) -> Path:
+    """W&B offline and silent in every test, its files in a temporary folder, no credentials."""
+    root = tmp_path_factory.mktemp("wandb")
+    for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_PROJECT", "WANDB_ENTITY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(root))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(root / "config"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(root / "cache"))
+    monkeypatch.setenv("WANDB_DATA_DIR", str(root / "data"))
+    monkeypatch.setenv("NETRC", str(root / "netrc"))
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> tuple[Path, dict[str, dict[str, str]]]:
     """A read-only folder of tiny data files in the real formats, and their checksums."""

@@ -11,7 +11,7 @@ import lightning as L
 import pytest
 import torch
 import yaml
-from conftest import data_overrides, run_cli, tiny_overrides
+from conftest import run_cli, tiny_overrides
 from hydra.utils import instantiate
 from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import OmegaConf

@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import resource
 import statistics
 import sys
 import time
@@ -23,6 +24,7 @@ from vae_lightning.checkpointing import resume_checkpoint
 from vae_lightning.config import apply_dataset_defaults, check_train_config, config_dir
 from vae_lightning.distributed import launched_rank, use_job_command_for_ddp_children
 from vae_lightning.errors import ConfigError, UserError
+from vae_lightning.tracking import check_wandb_config, create_loggers, finish_wandb
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Check the config, train, test the best checkpoint; returns the final metrics."""
     apply_dataset_defaults(cfg)
     check_train_config(cfg)
+    check_wandb_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = cfg.ckpt_path
     if cfg.get("auto_resume"):
@@ -68,11 +71,29 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if launched_rank() == 0:
         datamodule.prepare_data()  # missing or corrupt files fail here, before any training
     model = instantiate(cfg.model, image_shape=list(datamodule.image_shape))
+    loggers = create_loggers(cfg)
+    failed = True
+    try:
+        metrics = fit_and_test(cfg, datamodule, model, loggers, output_dir, ckpt_path)
+        failed = False
+        return metrics
+    finally:
+        finish_wandb(loggers, failed)  # each job of a multirun is a W&B run of its own
+
+
+def fit_and_test(
+    cfg: DictConfig,
+    datamodule: Any,
+    model: L.LightningModule,
+    loggers: list,
+    output_dir: Path,
+    ckpt_path: str | None,
+) -> dict[str, float]:
     trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=instantiate_group(cfg.get("callbacks")),
-        logger=instantiate_group(cfg.get("logger")) or False,
+        cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False
     )
+    for logger in loggers:
+        logger.log_hyperparams({"num_params": sum(p.numel() for p in model.parameters())})
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
@@ -94,8 +115,8 @@ def write_summary(
     cfg: DictConfig, trainer: L.Trainer, metrics: dict[str, float], seconds: float, folder: Path
 ) -> None:
     """`summary.json` in the run folder and a short table in the log."""
-    timers = [c for c in trainer.callbacks if isinstance(c, EpochTimer)]
-    rates = timers[0].samples_per_sec if timers else []
+    timer = next((c for c in trainer.callbacks if isinstance(c, EpochTimer)), EpochTimer())
+    rates = timer.samples_per_sec
     checkpoint = trainer.checkpoint_callback
     last = folder / "checkpoints" / "last.ckpt"
     summary = {
@@ -106,6 +127,8 @@ def write_summary(
         "steps": trainer.global_step,
         "train_samples_per_sec_median": statistics.median(rates) if rates else None,
         "wall_time_s": round(seconds, 2),
+        "first_step_unix_time": timer.first_step_unix_time,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "best_checkpoint": checkpoint.best_model_path if checkpoint else None,
         "last_checkpoint": str(last) if last.is_file() else None,
         "metrics": {k: metrics[k] for k in sorted(metrics) if not k.endswith("_step")},

@@ -21,7 +21,9 @@ class InMemoryDataModule(L.LightningDataModule):
         fixed draw (seeded by ``split_seed``), so their ELBO is comparable across epochs;
       - ``static``: one fixed draw of every split, made once;
       - ``none``: grey levels as they are.
-    Subclasses say what the data are and how to load them.
+    On an accelerator the splits are moved to the device once, in `setup`, so batches are
+    cut there with no per-step host-to-device copy. Subclasses say what the data are and
+    how to load them.
     """
 
     name: ClassVar[str]
@@ -63,11 +65,13 @@ class InMemoryDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        generator = torch.Generator().manual_seed(self.split_seed)
-        for split, (images, labels) in self.load().items():
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        for index, (split, (images, labels)) in enumerate(self.load().items()):
             if self.binarize == "static" or (self.binarize == "dynamic" and split != "train"):
+                # One draw per split, the same in both modes: static's test set is dynamic's.
+                generator = torch.Generator().manual_seed(self.split_seed * 10 + index)
                 images = torch.bernoulli(images, generator=generator)
-            self.splits[split], self.labels[split] = images, labels
+            self.splits[split], self.labels[split] = images.to(device), labels
 
     def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int) -> Tensor:
         if self.binarize == "dynamic" and self.trainer is not None and self.trainer.training:

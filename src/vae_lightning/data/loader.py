@@ -68,7 +68,7 @@ class TensorBatchLoader:
         self.data, self.batch_size, self.sampler = data, batch_size, sampler
 
     def __iter__(self):
-        indices = self.sampler.indices()
+        indices = self.sampler.indices().to(self.data.device)
         for start in range(0, len(indices), self.batch_size):
             yield self.data[indices[start : start + self.batch_size]]
 

@@ -67,7 +67,10 @@ class VAE(L.LightningModule):
         )
         self._elbo = torch.compile(self.vae.elbo) if compile else self.vae.elbo
         # Means over data points, weighted by count and summed over processes under DDP.
-        self.metrics = nn.ModuleDict({f"{s}_{t}": MeanMetric() for s in SPLITS for t in TERMS})
+        # NaNs are kept (they show) and not checked for per step (no host synchronisation).
+        self.metrics = nn.ModuleDict(
+            {f"{s}_{t}": MeanMetric(nan_strategy="disable") for s in SPLITS for t in TERMS}
+        )
 
     def forward(self, x: Tensor) -> Elbo:
         return self._elbo(x, self.hparams.num_samples)

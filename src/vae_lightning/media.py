@@ -1,0 +1,108 @@
+"""Images of the model at each validation epoch: samples, reconstructions, the 2-D manifold."""
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchvision.utils import make_grid, save_image
+
+log = logging.getLogger(__name__)
+
+
+class MediaLogger(L.Callback):
+    """Every `every_n_epochs` validation epochs, on rank zero only, draws
+
+    - ``media/samples``: decoder means E[x|z] of `num_samples` prior draws z ~ N(0, I), the
+      same z every epoch (drawn once from `seed`), so the grids show the progress;
+    - ``media/reconstructions``: the first `num_reconstructions` validation images, each
+      original beside its reconstruction E[x|z = mu(x)];
+    - ``media/manifold`` (latent_dim == 2 only): decoder means over a
+      `manifold_steps` x `manifold_steps` grid of z at the normal quantiles, as in
+      Figure 4 of Kingma & Welling.
+
+    Loggers that can take images (`log_image`, e.g. WandbLogger) get them; when none can,
+    the grids are saved as PNGs in `dirpath` (default: `<run folder>/media`).
+    `seconds` holds the time spent per logging epoch.
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        num_samples: int = 64,
+        num_reconstructions: int = 32,
+        manifold_steps: int = 20,
+        seed: int = 0,
+        dirpath: str | Path | None = None,
+    ) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        self.every_n_epochs = every_n_epochs
+        self.num_samples, self.num_reconstructions = num_samples, num_reconstructions
+        self.manifold_steps, self.seed = manifold_steps, seed
+        self.dirpath = Path(dirpath) if dirpath else None
+        self.seconds: list[float] = []
+        self._z: Tensor | None = None
+        self._batch: Tensor | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        generator = torch.Generator().manual_seed(self.seed)
+        self._z = torch.randn(self.num_samples, pl_module.vae.latent_dim, generator=generator)
+        self._batch = None
+
+    def _validation_batch(self, trainer: L.Trainer) -> Tensor:
+        datamodule = trainer.datamodule
+        splits = getattr(datamodule, "splits", None)
+        if splits and "val" in splits:
+            return splits["val"][: self.num_reconstructions]
+        return next(iter(trainer.val_dataloaders))[: self.num_reconstructions]
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or self._z is None:
+            return
+        if (trainer.current_epoch + 1) % self.every_n_epochs != 0:
+            return
+        start = time.perf_counter()
+        if self._batch is None:
+            self._batch = self._validation_batch(trainer).detach().cpu()
+        grids = self.grids(pl_module)
+        self.publish(trainer, grids)
+        self.seconds.append(time.perf_counter() - start)
+        log.debug("Media of epoch %d took %.3f s", trainer.current_epoch, self.seconds[-1])
+
+    @torch.no_grad()
+    def grids(self, pl_module: L.LightningModule) -> dict[str, Tensor]:
+        vae, device = pl_module.vae, pl_module.device
+        grids = {}
+        samples = vae.decode(self._z.to(device)).float().cpu()
+        grids["samples"] = make_grid(samples, nrow=8, pad_value=1.0)
+        x = self._batch.to(device)
+        pairs = torch.stack([x, vae.reconstruct(x)], dim=1).flatten(0, 1).float().cpu()
+        grids["reconstructions"] = make_grid(pairs, nrow=16, pad_value=1.0)
+        if vae.latent_dim == 2:
+            n = self.manifold_steps
+            quantiles = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
+            # Rows from top to bottom go down in z_2, columns left to right up in z_1.
+            z2, z1 = torch.meshgrid(quantiles.flip(0), quantiles, indexing="ij")
+            z = torch.stack([z1, z2], dim=-1).reshape(-1, 2).to(device)
+            grids["manifold"] = make_grid(vae.decode(z).float().cpu(), nrow=n, padding=0)
+        return {k: v.clamp(0, 1) for k, v in grids.items()}
+
+    def publish(self, trainer: L.Trainer, grids: dict[str, Tensor]) -> None:
+        epoch, step = trainer.current_epoch, trainer.global_step
+        image_loggers = [lg for lg in trainer.loggers if callable(getattr(lg, "log_image", None))]
+        for logger in image_loggers:
+            for name, grid in grids.items():
+                # 8-bit (H, W, C) arrays: the form every image logger reads the same way
+                # (wandb >= 0.2x casts float tensors to uint8 without scaling them).
+                image = grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+                logger.log_image(
+                    key=f"media/{name}", images=[image], step=step, caption=[f"epoch {epoch}"]
+                )
+        if not image_loggers:
+            folder = self.dirpath or Path(trainer.default_root_dir) / "media"
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, grid in grids.items():
+                save_image(grid, folder / f"{name}_epoch{epoch:03d}.png")
