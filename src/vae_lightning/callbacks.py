@@ -1,8 +1,13 @@
 """Callbacks of our own; the rest come from Lightning."""
 
 import time
+from typing import Any
 
 import lightning as L
+import torch
+import torch.distributed as dist
+
+from vae_lightning.errors import NonFiniteLossError
 
 
 class EpochTimer(L.Callback):
@@ -29,6 +34,72 @@ class EpochTimer(L.Callback):
         rate = self._samples * trainer.world_size / (self._end - self._start)
         self.samples_per_sec.append(rate)
         pl_module.log("train/samples_per_sec", rate)
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    """Stops training at the first NaN or infinite loss, before its gradients are applied.
+
+    Raises `NonFiniteLossError` naming the step. No checkpoint is written after the bad
+    step, so ``last.ckpt`` and the best checkpoint are the last good ones. Each check reads
+    the loss on the host (a device sync on GPUs); ``every_n_steps`` > 1 checks less often.
+    Each process checks its own loss; when one stops, Lightning ends the others.
+    """
+
+    def __init__(self, every_n_steps: int = 1) -> None:
+        self.every_n_steps = every_n_steps
+
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
+    ) -> None:
+        step = trainer.global_step
+        if step % self.every_n_steps == 0 and not torch.isfinite(loss.detach()).all():
+            last = (
+                trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
+            )
+            raise NonFiniteLossError(
+                f"The training loss is {loss.detach().float().item()} at step {step} (epoch "
+                f"{trainer.current_epoch}, rank {trainer.global_rank}); training stopped before "
+                "applying it. The last good checkpoint is kept"
+                + (f": {last}" if last else "")
+                + ". Lower model.optimizer.lr, check the data, or use trainer.precision=32-true."
+            )
+
+
+class RngState(L.Callback):
+    """Saves and restores torch's random number generators in checkpoints.
+
+    Dynamic binarisation and the reparameterisation noise draw from the global generators,
+    which Lightning does not checkpoint; with this callback a run resumed from a checkpoint
+    draws the same numbers as one that never stopped. Under DDP each rank's state is kept
+    and restored to the same rank (when resumed on the same number of processes).
+    """
+
+    @staticmethod
+    def _local_state() -> dict[str, Any]:
+        state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state()
+        return state
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        states = [self._local_state()]
+        if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
+            states = [None] * trainer.world_size
+            dist.all_gather_object(states, self._local_state())
+        checkpoint["rng_states"] = states
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        states = checkpoint.get("rng_states")
+        if not states or len(states) != trainer.world_size:
+            return  # saved by another number of processes: keep the seeded generators
+        state = states[trainer.global_rank]
+        torch.set_rng_state(state["cpu"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda"])
 
 
 class LearningRate(L.Callback):

@@ -11,3 +11,7 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A data file that is missing, unreadable or fails its checksum."""
+
+
+class NonFiniteLossError(UserError):
+    """Training produced a NaN or infinite loss; the message names the step."""

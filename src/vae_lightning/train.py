@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import resource
 import statistics
 import sys
@@ -12,12 +13,16 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.callbacks import EpochTimer
+from vae_lightning.checkpointing import resume_checkpoint
 from vae_lightning.config import apply_dataset_defaults, check_train_config, config_dir
+from vae_lightning.distributed import launched_rank, use_job_command_for_ddp_children
 from vae_lightning.errors import ConfigError, UserError
 from vae_lightning.tracking import check_wandb_config, create_loggers, finish_wandb
 
@@ -49,19 +54,27 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_train_config(cfg)
     check_wandb_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    refuse_to_overwrite(output_dir)
+    ckpt_path = cfg.ckpt_path
+    if cfg.get("auto_resume"):
+        # A preempted or killed run continues in its own folder, from its newest checkpoint.
+        if ckpt_path is None and (found := resume_checkpoint(output_dir)):
+            ckpt_path = str(found)
+            log.info("Resuming from %s", ckpt_path)
+    elif launched_rank() == 0:
+        # Other ranks of this run share rank 0's folder, which rank 0 checks.
+        refuse_to_overwrite(output_dir)
     # The CSV logger warns about any non-empty folder; ours always holds .hydra/.
     warnings.filterwarnings("ignore", "Experiment logs directory .* exists and is not empty")
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
-    if rank_zero_only.rank == 0:
+    if launched_rank() == 0:
         datamodule.prepare_data()  # missing or corrupt files fail here, before any training
     model = instantiate(cfg.model, image_shape=list(datamodule.image_shape))
     loggers = create_loggers(cfg)
     failed = True
     try:
-        metrics = fit_and_test(cfg, datamodule, model, loggers, output_dir)
+        metrics = fit_and_test(cfg, datamodule, model, loggers, output_dir, ckpt_path)
         failed = False
         return metrics
     finally:
@@ -69,7 +82,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def fit_and_test(
-    cfg: DictConfig, datamodule: Any, model: L.LightningModule, loggers: list, output_dir: Path
+    cfg: DictConfig,
+    datamodule: Any,
+    model: L.LightningModule,
+    loggers: list,
+    output_dir: Path,
+    ckpt_path: str | None,
 ) -> dict[str, float]:
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False
@@ -80,8 +98,10 @@ def fit_and_test(
         output_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
 
+    if HydraConfig.initialized():
+        use_job_command_for_ddp_children()
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.get("test"):
         trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
@@ -124,13 +144,45 @@ def write_summary(
     )
 
 
+# Set by Lightning's DDP launcher in the process that starts the others.
+_LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def end_distributed_run(environ_before: set[str]) -> None:
+    """Close the DDP process group and drop the launcher's environment variables, so the next
+    job of a multirun starts its own processes instead of waiting for the last job's ones."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    for name in _LAUNCHER_VARIABLES:
+        if name not in environ_before:
+            os.environ.pop(name, None)
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    """Train; returns the validation ELBO, the objective of sweepers such as Optuna.
+
+    A single run that fails on a `UserError` exits with status 2 and its message. In a
+    multirun, a failing job is logged with its number and overrides and its exception is
+    handed to Hydra, which marks the job failed and goes on with the other jobs (the basic
+    sweeper raises the first failure once its batch of jobs is done; Optuna records the
+    trial as failed).
+    """
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    environ_before = set(os.environ)
     try:
         metrics = train(cfg)
-    except UserError as err:
-        log.error("%s", err)
-        sys.exit(2)
+    except Exception as err:
+        end_distributed_run(environ_before)
+        if multirun:
+            job = HydraConfig.get().job
+            log.error("Job %s (%s) failed: %s", job.num, job.override_dirname or "-", err)
+            raise
+        if isinstance(err, UserError):
+            log.error("%s", err)
+            sys.exit(2)
+        raise
+    end_distributed_run(environ_before)
     return metrics.get("val/elbo")
 
 

@@ -81,7 +81,10 @@ class InMemoryDataModule(L.LightningDataModule):
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> TensorBatchLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        order = EpochOrder(len(self.splits[split]), shuffle, self.seed, rank, world, even=shuffle)
+        # Evaluation batches are whole blocks, the same on any number of processes.
+        order = EpochOrder(
+            len(self.splits[split]), shuffle, self.seed, rank, world, even=shuffle, block=batch_size
+        )
         return TensorBatchLoader(self.splits[split], batch_size, order)
 
     def train_dataloader(self) -> TensorBatchLoader:

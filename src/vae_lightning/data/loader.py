@@ -12,7 +12,9 @@ class EpochOrder:
     Shuffled orders are seeded by (seed, epoch), so a resumed run replays the same orders.
     Lightning calls `set_epoch` at the start of every epoch. With `even` (training), every
     process gets the same number of points; otherwise (evaluation) each point is served to
-    exactly one process, with no padding or repeats.
+    exactly one process, with no padding or repeats, in blocks of `block` consecutive points:
+    with `block` = batch size, process r gets batches r, r + world_size, ... of the batches a
+    single process would see, so each batch is the same under any number of processes.
     """
 
     def __init__(
@@ -23,9 +25,10 @@ class EpochOrder:
         rank: int = 0,
         world_size: int = 1,
         even: bool = False,
+        block: int = 1,
     ) -> None:
         self.num_items, self.shuffle, self.seed = num_items, shuffle, seed
-        self.rank, self.world_size, self.even = rank, world_size, even
+        self.rank, self.world_size, self.even, self.block = rank, world_size, even, block
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -39,12 +42,18 @@ class EpochOrder:
             order = torch.arange(self.num_items)
         if self.even:
             order = order[: self.num_items - self.num_items % self.world_size]
-        return order[self.rank :: self.world_size]
+            return order[self.rank :: self.world_size]
+        return order[self._mine()]
+
+    def _mine(self) -> Tensor:
+        """Mask of the positions of this process: the blocks rank, rank + world_size, ..."""
+        blocks = torch.arange(self.num_items) // self.block
+        return blocks % self.world_size == self.rank
 
     def __len__(self) -> int:
         if self.even:
             return self.num_items // self.world_size
-        return len(range(self.rank, self.num_items, self.world_size))
+        return int(self._mine().sum())
 
 
 class TensorBatchLoader:

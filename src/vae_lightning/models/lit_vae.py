@@ -15,6 +15,8 @@ from vae_lightning.models.vae import VariationalAutoencoder
 
 SPLITS = ("train", "val", "test")
 TERMS = ("elbo", "recon", "kl")
+# Base seeds of the noise of validation and test batches.
+EVAL_SEEDS = {"val": 1_000_000, "test": 2_000_000}
 
 
 def _plain(value: Any) -> Any:
@@ -87,11 +89,27 @@ class VAE(L.LightningModule):
     def training_step(self, x: Tensor, batch_idx: int) -> Tensor:
         return self._step(x, "train")
 
+    def _eval_step(self, x: Tensor, batch_idx: int, split: str) -> None:
+        """Evaluation with noise seeded by the batch's index among all processes' batches.
+
+        The data loaders give process r of N the single-process batches r, r + N, ..., so
+        batch `batch_idx` here is batch `batch_idx * N + r` of a single process: the same
+        data and the same noise, hence the same ELBO on any number of processes. The
+        training noise (the global generators) is left untouched.
+        """
+        rank, world = (
+            (self.trainer.global_rank, self.trainer.world_size) if self._trainer else (0, 1)
+        )
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(EVAL_SEEDS[split] + batch_idx * world + rank)
+            self._step(x, split)
+
     def validation_step(self, x: Tensor, batch_idx: int) -> None:
-        self._step(x, "val")
+        self._eval_step(x, batch_idx, "val")
 
     def test_step(self, x: Tensor, batch_idx: int) -> None:
-        self._step(x, "test")
+        self._eval_step(x, batch_idx, "test")
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
