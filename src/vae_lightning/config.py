@@ -3,12 +3,13 @@
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.utils import get_class
-from omegaconf import DictConfig, ListConfig, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from vae_lightning.data.datamodule import BINARIZATIONS
 from vae_lightning.errors import ConfigError
-from vae_lightning.models.decoders import LIKELIHOODS
+from vae_lightning.models.decoders import CONTINUOUS_LIKELIHOODS, LIKELIHOODS
 from vae_lightning.models.mlp import ACTIVATIONS
 
 
@@ -78,9 +79,10 @@ def check_train_config(cfg: DictConfig) -> None:
     """All checks of a training config, run before any data are loaded or models built."""
     check_model_config(cfg.model)
     check_data_config(cfg.data)
-    if cfg.model.likelihood == "gaussian" and cfg.data.get("binarize", "none") != "none":
+    likelihood = cfg.model.likelihood
+    if likelihood in CONTINUOUS_LIKELIHOODS and cfg.data.get("binarize", "none") != "none":
         raise ConfigError(
-            f"model.likelihood=gaussian does not fit data.binarize={cfg.data.binarize}: a "
+            f"model.likelihood={likelihood} does not fit data.binarize={cfg.data.binarize}: a "
             "Gaussian density on binary pixels has no upper bound (its variance collapses). "
             "Use model.likelihood=bernoulli for binarised data, or data.binarize=none."
         )
@@ -89,3 +91,27 @@ def check_train_config(cfg: DictConfig) -> None:
             f"ckpt_path={cfg.ckpt_path!r} is not a file. Give the path of a checkpoint to "
             "resume from, e.g. outputs/train/runs/<run>/checkpoints/last.ckpt, or ckpt_path=null."
         )
+
+
+EVAL_SPLITS = ("test", "val")
+
+
+def check_eval_config(cfg: DictConfig) -> None:
+    """All checks of an evaluation config, run before any file is read or written."""
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+        _fail("ckpt_path", None, "the path of a checkpoint file or of a training run folder")
+    if (split := cfg.get("split")) not in EVAL_SPLITS:
+        _fail("split", split, f"one of {', '.join(EVAL_SPLITS)}")
+    if not (_is_int(samples := cfg.get("num_importance_samples")) and samples >= 1):
+        _fail("num_importance_samples", samples, "an integer >= 1 (5000 in the literature)")
+    for key in ("batch_size", "chunk_size", "num_reconstructions", "manifold_size"):
+        if not (_is_int(value := cfg.get(key)) and value > 0):
+            _fail(key, value, "a positive integer")
+    if (points := cfg.get("num_points")) is not None and not (_is_int(points) and points > 0):
+        _fail("num_points", points, "null (the whole split) or a positive integer")
+    if not _is_int(cfg.get("seed")):
+        _fail("seed", cfg.get("seed"), "an integer")
+    if (device := cfg.get("device")) not in ("cpu", "cuda") or (
+        device == "cuda" and not torch.cuda.is_available()
+    ):
+        _fail("device", device, "cpu, or cuda on a machine with a CUDA GPU")

@@ -4,13 +4,15 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vae_lightning.models.mlp import mlp
+from vae_lightning.models.ppca import LinearGaussianDecoder
 
 LOG_2PI = math.log(2 * math.pi)
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "linear_gaussian")
+# Densities over real-valued pixels, unbounded on binary data.
+CONTINUOUS_LIKELIHOODS = ("gaussian", "linear_gaussian")
 
 
 class BernoulliDecoder(nn.Module):
@@ -28,13 +30,16 @@ class BernoulliDecoder(nn.Module):
         return self.logits(self.body(z))
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
-        """log p(x|z) = sum_d x_d log p_d + (1 - x_d) log(1 - p_d), via stable BCE with logits.
+        """log p(x|z) = sum_d x_d log p_d + (1 - x_d) log(1 - p_d) = sum_d [x_d l_d - softplus(l_d)]
+        for the logits l = f(z), with softplus(l) = max(l, 0) + log(1 + exp(-|l|)).
 
+        `log` rather than `log1p` (off by < 1e-7 nats a pixel): it is vectorised on CPUs,
+        which makes this several times faster than binary_cross_entropy_with_logits.
         x: (batch, D); z: (..., batch, latent). Returns shape (..., batch), in float32.
         """
         logits = self(z).float()
-        target = x.float().expand_as(logits)
-        return -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
+        softplus = logits.clamp(min=0) + torch.log(1 + torch.exp(-logits.abs()))
+        return (x.float() * logits - softplus).sum(-1)
 
     def mean(self, z: Tensor) -> Tensor:
         """E[x|z] = sigmoid(f(z)), the pixel probabilities."""
@@ -97,11 +102,16 @@ def build_decoder(
     variance: float | None = None,
     min_variance: float = 1e-4,
 ) -> nn.Module:
-    """The decoder for ``likelihood`` ('bernoulli' or 'gaussian')."""
+    """The decoder for ``likelihood``: 'bernoulli', 'gaussian' or 'linear_gaussian' (PPCA).
+
+    The PPCA decoder is linear: it has no hidden layers and no activation.
+    """
     if likelihood == "bernoulli":
         return BernoulliDecoder(latent_dim, hidden_dims, out_features, activation)
     if likelihood == "gaussian":
         return GaussianDecoder(
             latent_dim, hidden_dims, out_features, activation, variance, min_variance
         )
+    if likelihood == "linear_gaussian":
+        return LinearGaussianDecoder(latent_dim, out_features, variance, min_variance)
     raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {LIKELIHOODS}")

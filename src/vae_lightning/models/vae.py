@@ -12,7 +12,7 @@ from vae_lightning.models.encoder import GaussianEncoder
 
 
 class VariationalAutoencoder(nn.Module):
-    """q(z|x) = N(mu(x), diag sigma^2(x)), p(z) = N(0, I), p(x|z) Bernoulli or Gaussian."""
+    """q(z|x) = N(mu(x), diag sigma^2(x)), p(z) = N(0, I), p(x|z) Bernoulli, Gaussian or PPCA."""
 
     def __init__(
         self,

@@ -1,0 +1,106 @@
+"""Finding and loading a trained model: run folder -> best checkpoint -> VAE, weights only."""
+
+import inspect
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vae_lightning.errors import UserError
+from vae_lightning.models.lit_vae import VAE
+
+BEST_PATTERN = "best-*.ckpt"
+
+
+class CheckpointError(UserError):
+    """A checkpoint path that is missing, or a file that is not a checkpoint of this project."""
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """``path`` itself if it is a file; for a run folder, its ``checkpoints/best-*.ckpt``.
+
+    If a run kept several best checkpoints (``save_top_k > 1``), the best of them is the one
+    ModelCheckpoint recorded in ``last.ckpt``.
+    """
+    path = Path(path).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} does not exist. Give a checkpoint file (e.g. "
+            "outputs/train/runs/<run>/checkpoints/best-epoch009.ckpt) or a run folder."
+        )
+    folder = path / "checkpoints"
+    candidates = sorted(folder.glob(BEST_PATTERN))
+    if len(candidates) == 1:
+        return candidates[0]
+    if len(candidates) > 1 and (best := _recorded_best(folder / "last.ckpt")) in candidates:
+        return best
+    found = ", ".join(p.name for p in candidates) or "none"
+    raise CheckpointError(
+        f"ckpt_path={str(path)!r} is a folder, but no single best checkpoint could be chosen in "
+        f"{folder} (best checkpoints found: {found}). Give a run folder of "
+        "`python -m vae_lightning.train`, or the path of one checkpoint file."
+    )
+
+
+def _recorded_best(last: Path) -> Path | None:
+    """The best_model_path that ModelCheckpoint saved in ``last.ckpt``, if any."""
+    if not last.is_file():
+        return None
+    states = load_checkpoint_file(last).get("callbacks", {})
+    paths = [s.get("best_model_path") for k, s in states.items() if "ModelCheckpoint" in k]
+    return last.parent / Path(paths[0]).name if paths and paths[0] else None
+
+
+def load_checkpoint_file(path: Path) -> dict[str, Any]:
+    """The checkpoint dict, loaded with ``weights_only=True``: no code in the file is run."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{path} is not a checkpoint of this project: it cannot be read as plain tensors "
+            f"and numbers ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})."
+            " Give a .ckpt file written by `python -m vae_lightning.train`."
+        ) from err
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint.")
+    return checkpoint
+
+
+def load_model(path: Path) -> VAE:
+    """Rebuild the VAE from the checkpoint's saved hyperparameters and load its weights."""
+    checkpoint = load_checkpoint_file(path)
+    hparams = checkpoint.get("hyper_parameters")
+    accepted = set(inspect.signature(VAE).parameters)
+    if (
+        not isinstance(hparams, dict)
+        or not isinstance(checkpoint.get("state_dict"), dict)
+        or not {"image_shape", "latent_dim", "likelihood"} <= hparams.keys() <= accepted
+    ):
+        raise CheckpointError(
+            f"{path} is not a checkpoint of this project: it lacks the VAE's hyperparameters "
+            "or weights. Give a .ckpt file written by `python -m vae_lightning.train`."
+        )
+    try:
+        model = VAE(**{**hparams, "compile": False})
+        model.load_state_dict(checkpoint["state_dict"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:
+        raise CheckpointError(
+            f"{path} does not match this project's VAE ({type(err).__name__}: "
+            f"{str(err).splitlines()[0]}). Was it written by another version of vae-lightning?"
+        ) from err
+    return model.eval()
+
+
+def run_folder_of(checkpoint: Path) -> Path:
+    """The training run folder holding ``checkpoints/<checkpoint>`` and its ``config.yaml``."""
+    run = checkpoint.resolve().parent.parent
+    if checkpoint.resolve().parent.name != "checkpoints" or not (run / "config.yaml").is_file():
+        raise CheckpointError(
+            f"{checkpoint} is not inside a run folder of `python -m vae_lightning.train` "
+            "(<run>/checkpoints/*.ckpt next to <run>/config.yaml), whose data settings the "
+            "evaluation uses. Evaluate it from its run folder."
+        )
+    return run

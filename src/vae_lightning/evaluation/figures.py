@@ -1,0 +1,85 @@
+"""The paper's figures as PNG files: image grids by torchvision, plots by matplotlib (Agg)."""
+
+import csv
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+from torch import Tensor
+from torchvision.utils import save_image
+
+from vae_lightning.models.vae import VariationalAutoencoder
+
+PADDING = 2  # pixels between the images of a grid
+PLOT_SIZE_INCHES, PLOT_DPI = (8, 6), 100  # plots of 800 x 600 pixels
+
+
+def save_reconstructions(vae: VariationalAutoencoder, x: Tensor, path: Path) -> None:
+    """One row of originals above one row of their reconstructions E[x|z = mu(x)]."""
+    grid = torch.cat([x, vae.reconstruct(x)]).clamp(0, 1)
+    save_image(grid, path, nrow=len(x), padding=PADDING)
+
+
+def save_prior_samples(vae: VariationalAutoencoder, path: Path, rows: int = 10) -> None:
+    """A rows x rows grid of E[x|z] for z ~ p(z) (the paper's Figure 5)."""
+    save_image(vae.sample(rows * rows).clamp(0, 1), path, nrow=rows, padding=PADDING)
+
+
+def manifold_latents(size: int) -> Tensor:
+    """z = Phi^-1(u) for u on an evenly spaced size x size grid of the open unit square.
+
+    u = (i + 1/2) / size. Row-major, z_2 decreasing down the rows, z_1 increasing along them.
+    """
+    z = torch.special.ndtri((torch.arange(size) + 0.5) / size)
+    z2, z1 = torch.meshgrid(z.flip(0), z, indexing="ij")  # [row, column]
+    return torch.stack([z1, z2], dim=-1).reshape(-1, 2)
+
+
+def save_manifold(vae: VariationalAutoencoder, path: Path, size: int = 20) -> None:
+    """The learned 2-D manifold (the paper's Figure 4): E[x|z] over manifold_latents(size)."""
+    if vae.latent_dim != 2:
+        raise ValueError(f"the manifold needs a 2-D latent space, not {vae.latent_dim}-D")
+    images = vae.decode(manifold_latents(size).to(next(vae.parameters()).device))
+    save_image(images.clamp(0, 1), path, nrow=size, padding=0)
+
+
+def save_latent_scatter(means: Tensor, labels: Tensor, path: Path) -> None:
+    """The latent means mu(x) (first two dimensions) of a split, coloured by digit label."""
+    fig, ax = plt.subplots(figsize=PLOT_SIZE_INCHES, dpi=PLOT_DPI)
+    points = ax.scatter(means[:, 0], means[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
+    fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
+    ax.set(xlabel="$\\mu_1$", ylabel="$\\mu_2$", title="Latent means of q(z|x)")
+    fig.savefig(path, dpi=PLOT_DPI)
+    plt.close(fig)
+
+
+def read_epoch_curves(
+    metrics_csv: Path, keys: tuple[str, ...]
+) -> dict[str, list[tuple[int, float]]]:
+    """{key: [(epoch, value), ...]} from a CSVLogger file; rows where a key is empty skipped."""
+    curves: dict[str, list[tuple[int, float]]] = {k: [] for k in keys}
+    with open(metrics_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            for key in keys:
+                if row.get(key) and not math.isnan(value := float(row[key])):
+                    curves[key].append((int(float(row["epoch"])), value))
+    return curves
+
+
+def save_training_curves(metrics_csv: Path, path: Path) -> None:
+    """Train and validation ELBO per epoch, from the run's metrics.csv."""
+    curves = read_epoch_curves(metrics_csv, ("train/elbo", "val/elbo"))
+    fig, ax = plt.subplots(figsize=PLOT_SIZE_INCHES, dpi=PLOT_DPI)
+    for key, points in curves.items():
+        if points:
+            epochs, values = zip(*points, strict=True)
+            ax.plot([e + 1 for e in epochs], values, marker="o", label=key)
+    ax.set(xlabel="epoch", ylabel="ELBO (nats per data point)", title="Training curves")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=PLOT_DPI)
+    plt.close(fig)

@@ -1,0 +1,64 @@
+"""Per-data-point metrics over a whole split, in batches, and their mean and standard error."""
+
+import math
+
+import torch
+from torch import Tensor
+
+from vae_lightning.evaluation.importance_sampling import log_marginal_likelihood
+from vae_lightning.models.ppca import LinearGaussianDecoder
+from vae_lightning.models.vae import VariationalAutoencoder
+
+
+def _batches(x: Tensor, batch_size: int, device: torch.device):
+    for start in range(0, len(x), batch_size):
+        yield x[start : start + batch_size].to(device)
+
+
+@torch.inference_mode()
+def elbo_terms(
+    vae: VariationalAutoencoder, x: Tensor, batch_size: int, num_samples: int = 1
+) -> dict[str, Tensor]:
+    """{'elbo', 'recon', 'kl'} of every data point (float64, on the CPU); see models.elbo."""
+    device = next(vae.parameters()).device
+    parts = [vae.elbo(batch, num_samples) for batch in _batches(x, batch_size, device)]
+    return {
+        name: torch.cat([getattr(p, name) for p in parts]).double().cpu()
+        for name in ("elbo", "recon", "kl")
+    }
+
+
+@torch.inference_mode()
+def importance_sampled_log_likelihood(
+    vae: VariationalAutoencoder, x: Tensor, num_samples: int, batch_size: int, chunk_size: int
+) -> Tensor:
+    """The K-sample estimate of log p(x) of every data point (float64, on the CPU)."""
+    device = next(vae.parameters()).device
+    return torch.cat(
+        [
+            log_marginal_likelihood(vae, batch, num_samples, chunk_size).double().cpu()
+            for batch in _batches(x, batch_size, device)
+        ]
+    )
+
+
+@torch.inference_mode()
+def latent_means(vae: VariationalAutoencoder, x: Tensor, batch_size: int) -> Tensor:
+    """mu(x) of every data point, shape (n, latent_dim), on the CPU."""
+    device = next(vae.parameters()).device
+    return torch.cat([vae.encoder(batch)[0].cpu() for batch in _batches(x, batch_size, device)])
+
+
+@torch.inference_mode()
+def exact_log_likelihood(vae: VariationalAutoencoder, x: Tensor) -> Tensor | None:
+    """log p(x) in closed form for the PPCA decoder (float64, on the CPU); None for others."""
+    if not isinstance(vae.decoder, LinearGaussianDecoder):
+        return None
+    return vae.decoder.exact_log_likelihood(x.to(next(vae.parameters()).device)).cpu()
+
+
+def mean_and_sem(values: Tensor) -> dict[str, float]:
+    """The mean over data points and its standard error, std / sqrt(n)."""
+    n = len(values)
+    sem = values.std().item() / math.sqrt(n) if n > 1 else math.nan
+    return {"mean": values.mean().item(), "sem": sem}

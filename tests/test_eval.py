@@ -1,0 +1,167 @@
+"""Evaluation through the real entry points: train a tiny model, evaluate its checkpoint."""
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli, tiny_overrides
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from vae_lightning.config import config_dir
+from vae_lightning.errors import UserError
+from vae_lightning.eval import evaluate
+from vae_lightning.evaluation.figures import save_manifold
+from vae_lightning.models.vae import VariationalAutoencoder
+from vae_lightning.train import train
+
+EVAL_ARGS = ["num_importance_samples=50", "chunk_size=20"]
+
+
+def compose_eval(overrides: list[str]):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("eval", overrides=[*EVAL_ARGS, *overrides])
+
+
+def _eval_folders(run: Path) -> list[Path]:
+    return sorted((run / "eval").glob("*")) if (run / "eval").is_dir() else []
+
+
+@pytest.fixture(scope="module")
+def mnist_run(tiny_data, tmp_path_factory) -> Path:
+    """A run folder of `python -m vae_lightning.train`: tiny MNIST, 2-D latent, 2 epochs."""
+    tmp_path = tmp_path_factory.mktemp("mnist_run")
+    args = [*tiny_overrides(tiny_data, tmp_path), "logger=csv"]  # no W&B: not needed here
+    result = run_cli("vae_lightning.train", args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [summary] = (tmp_path / "outputs").rglob("summary.json")
+    return summary.parent
+
+
+def test_cli_evaluates_a_run_folder(mnist_run, tmp_path):
+    result = run_cli("vae_lightning.eval", [f"ckpt_path={mnist_run}", *EVAL_ARGS], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing outside the run folder
+    [folder] = _eval_folders(mnist_run)
+    record = json.loads((folder / "eval.json").read_text())
+    assert record["checkpoint"] == str(next((mnist_run / "checkpoints").glob("best-*.ckpt")))
+    assert record["split"] == "test" and record["num_data_points"] == 100
+    assert record["num_importance_samples"] == 50 and record["seed"] == 0
+    assert record["binarize"] == "dynamic" and record["latent_dim"] == 2
+    assert record["seconds"]["total"] > 0
+    metrics = record["metrics"]
+    elbo, recon, kl = (metrics[k]["mean"] for k in ("elbo", "recon", "kl"))
+    assert elbo == pytest.approx(-(recon + kl))
+    assert metrics["log_likelihood_is"]["mean"] >= elbo
+    assert 0 < metrics["log_likelihood_is"]["sem"] < 10
+    assert "log_likelihood_exact" not in metrics
+    # Figures: 28 x 28 digits with 2-pixel padding; the manifold is 20 x 20 unpadded digits.
+    sizes = {p.name: Image.open(p).size for p in folder.glob("*.png")}
+    assert sizes == {
+        "reconstructions.png": (10 * 30 + 2, 2 * 30 + 2),
+        "samples.png": (10 * 30 + 2, 10 * 30 + 2),
+        "manifold.png": (20 * 28, 20 * 28),
+        "latent_means.png": (800, 600),
+        "training_curves.png": (800, 600),
+    }
+    assert record["figures"] == sorted(sizes, key=record["figures"].index)
+    assert "log_likelihood_is" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_each_evaluation_gets_a_new_folder(mnist_run):
+    checkpoint = mnist_run / "checkpoints" / "last.ckpt"
+    before = _eval_folders(mnist_run)
+    first = evaluate(compose_eval([f"ckpt_path={checkpoint}", "split=val"]))
+    second = evaluate(
+        compose_eval([f"ckpt_path={checkpoint}", "split=val", "seed=1", "num_points=20"])
+    )
+    new = sorted(set(_eval_folders(mnist_run)) - set(before))
+    assert len(new) == 2 and all(p.name.endswith("_val") for p in new)
+    assert first["checkpoint"] == str(checkpoint) and first["num_data_points"] == 50
+    assert second["num_data_points"] == 20
+
+
+def test_ppca_reports_its_exact_likelihood(tiny_data, compose_train, tmp_path):
+    """PPCA on Frey Face (3-D latent): exact log p(x) >= ELBO; no manifold, no label plot."""
+    overrides = [
+        *tiny_overrides(tiny_data, tmp_path, "frey_face"),
+        "model=ppca",
+        "model.latent_dim=3",
+        "logger=csv",
+        "trainer.max_epochs=5",
+        "test=false",
+    ]
+    cfg = compose_train(overrides)
+    train(cfg)
+    record = evaluate(compose_eval([f"ckpt_path={cfg.paths.output_dir}"]))
+    metrics = {k: v["mean"] for k, v in record["metrics"].items()}
+    assert record["likelihood"] == "linear_gaussian" and record["binarize"] == "none"
+    assert metrics["elbo"] <= metrics["log_likelihood_exact"]
+    assert metrics["log_likelihood_is"] <= metrics["log_likelihood_exact"] + 1.0
+    assert "log_likelihood_ppca_closed_form" in metrics
+    assert record["figures"] == ["reconstructions.png", "samples.png", "training_curves.png"]
+
+
+def test_manifold_of_frey_face_has_the_grid_of_faces(tmp_path):
+    vae = VariationalAutoencoder((1, 28, 20), 2, [8], "tanh", "gaussian")
+    save_manifold(vae, tmp_path / "manifold.png", size=5)
+    assert Image.open(tmp_path / "manifold.png").size == (5 * 20, 5 * 28)
+    with pytest.raises(ValueError, match="2-D"):
+        save_manifold(VariationalAutoencoder((1, 28, 20), 3, [8], "tanh", "gaussian"), tmp_path)
+
+
+class RunsCode:
+    """A pickle that would create a file when loaded without weights_only."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def bad_inputs(run: Path, tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    """{case: (overrides, a phrase of the error message)}."""
+    text_file, foreign, malicious = tmp_path / "notes.ckpt", tmp_path / "other.ckpt", tmp_path
+    text_file.write_text("not a checkpoint")
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    (malicious / "checkpoints").mkdir()
+    (malicious / "config.yaml").write_text((run / "config.yaml").read_text())
+    with open(malicious / "checkpoints" / "best-epoch000.ckpt", "wb") as f:
+        pickle.dump(RunsCode(tmp_path / "code-was-run"), f, protocol=2)
+    empty = tmp_path / "empty_run"
+    (empty / "checkpoints").mkdir(parents=True)
+    return {
+        "missing": ([f"ckpt_path={tmp_path / 'nope.ckpt'}"], "does not exist"),
+        "text file": ([f"ckpt_path={text_file}"], "not a checkpoint of this project"),
+        "foreign checkpoint": ([f"ckpt_path={foreign}"], "not a checkpoint of this project"),
+        "code in pickle": ([f"ckpt_path={malicious}"], "not a checkpoint of this project"),
+        "no checkpoints": ([f"ckpt_path={empty}"], "no single best checkpoint"),
+        "data not found": (
+            [f"ckpt_path={run}", f"data.data_dir={tmp_path}", f"data.cache_dir={tmp_path}"],
+            "not found",
+        ),
+        "K < 1": ([f"ckpt_path={run}", "num_importance_samples=0"], "num_importance_samples"),
+        "unknown split": ([f"ckpt_path={run}", "split=train"], "split"),
+        "no ckpt_path": ([], "ckpt_path"),
+    }
+
+
+def test_bad_input_is_refused_and_nothing_is_written(mnist_run, tmp_path):
+    before = _eval_folders(mnist_run)
+    for case, (overrides, phrase) in bad_inputs(mnist_run, tmp_path).items():
+        with pytest.raises(UserError, match=phrase):
+            evaluate(compose_eval(overrides))
+        assert _eval_folders(mnist_run) == before, case
+    assert not (tmp_path / "code-was-run").exists()
+    assert not (tmp_path / "checkpoints" / "eval").exists()
+
+
+def test_cli_bad_input_exits_with_one_paragraph(mnist_run, tmp_path):
+    result = run_cli("vae_lightning.eval", [f"ckpt_path={tmp_path / 'nope'}"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "does not exist" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []
