@@ -77,14 +77,31 @@ class VAE(L.LightningModule):
 
     def _step(self, x: Tensor, split: str) -> Tensor:
         terms = self(x)
+        # Lightning writes step values every `log_every_n_steps` steps and drops the others;
+        # `self.log` costs about as much as a small model's step, so call it only then.
+        log_step = split == "train" and (self.global_step + 1) % self.trainer.log_every_n_steps == 0
         for name in TERMS:
             values = getattr(terms, name).detach()
-            if split == "train":
+            self.metrics[f"{split}_{name}"].update(values)
+            if log_step:
                 self.log(f"train/{name}_step", values.mean(), prog_bar=name == "elbo")
-            metric = self.metrics[f"{split}_{name}"]
-            metric.update(values)
-            self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True)
         return terms.loss
+
+    def _log_epoch(self, split: str) -> None:
+        """Log `{split}/{elbo,recon,kl}`: means over the epoch's data points, all processes."""
+        for name in TERMS:
+            metric = self.metrics[f"{split}_{name}"]
+            self.log(f"{split}/{name}", metric.compute())
+            metric.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
 
     def training_step(self, x: Tensor, batch_idx: int) -> Tensor:
         return self._step(x, "train")
