@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from vae_lightning.evaluation.figures import manifold_latents
+
 log = logging.getLogger(__name__)
 
 
@@ -20,8 +22,8 @@ class MediaLogger(L.Callback):
     - ``media/reconstructions``: the first `num_reconstructions` validation images, each
       original beside its reconstruction E[x|z = mu(x)];
     - ``media/manifold`` (latent_dim == 2 only): decoder means over a
-      `manifold_steps` x `manifold_steps` grid of z at the normal quantiles, as in
-      Figure 4 of Kingma & Welling.
+      `manifold_steps` x `manifold_steps` grid of z at the normal quantiles
+      (`manifold_latents`), as in Figure 4 of Kingma & Welling.
 
     Loggers that can take images (`log_image`, e.g. WandbLogger) get them; when none can,
     the grids are saved as PNGs in `dirpath` (default: `<run folder>/media`).
@@ -82,12 +84,10 @@ class MediaLogger(L.Callback):
         pairs = torch.stack([x, vae.reconstruct(x)], dim=1).flatten(0, 1).float().cpu()
         grids["reconstructions"] = make_grid(pairs, nrow=16, pad_value=1.0)
         if vae.latent_dim == 2:
-            n = self.manifold_steps
-            quantiles = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
-            # Rows from top to bottom go down in z_2, columns left to right up in z_1.
-            z2, z1 = torch.meshgrid(quantiles.flip(0), quantiles, indexing="ij")
-            z = torch.stack([z1, z2], dim=-1).reshape(-1, 2).to(device)
-            grids["manifold"] = make_grid(vae.decode(z).float().cpu(), nrow=n, padding=0)
+            z = manifold_latents(self.manifold_steps).to(device)
+            grids["manifold"] = make_grid(
+                vae.decode(z).float().cpu(), nrow=self.manifold_steps, padding=0
+            )
         return {k: v.clamp(0, 1) for k, v in grids.items()}
 
     def publish(self, trainer: L.Trainer, grids: dict[str, Tensor]) -> None:
