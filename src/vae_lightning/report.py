@@ -181,7 +181,7 @@ def data_section(runs: list[Run], out: Path) -> list[str]:
     lines.append(
         "ELBO and IS log-likelihood in nats per data point (higher is better). Test ELBO: the "
         "best checkpoint on the whole test split; train ELBO: the mean over the last epoch; "
-        "IS: importance-sampled log p(x) of the newest evaluation, with its standard error; "
+        "IS: importance-sampled log p(x) of the newest test evaluation, with its standard error; "
         "wall time: training and testing."
     )
     lines.append("")
