@@ -58,15 +58,16 @@ def save_latent_scatter(means: Tensor, labels: Tensor, path: Path) -> None:
 
 
 def read_epoch_curves(
-    metrics_csv: Path, keys: tuple[str, ...]
+    metrics_csv: Path, keys: tuple[str, ...], x: str = "epoch"
 ) -> dict[str, list[tuple[int, float]]]:
-    """{key: [(epoch, value), ...]} from a CSVLogger file; rows where a key is empty skipped."""
+    """{key: [(x, value), ...]} from a CSVLogger file, x its `epoch` (or `step`) column; rows
+    where a key is empty skipped."""
     curves: dict[str, list[tuple[int, float]]] = {k: [] for k in keys}
     with open(metrics_csv, newline="") as f:
         for row in csv.DictReader(f):
             for key in keys:
                 if row.get(key) and not math.isnan(value := float(row[key])):
-                    curves[key].append((int(float(row["epoch"])), value))
+                    curves[key].append((int(float(row[x])), value))
     return curves
 
 
