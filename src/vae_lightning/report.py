@@ -56,7 +56,8 @@ class Run:
 
     @property
     def samples_seen(self) -> int:
-        return self.summary["steps"] * self.batch_size
+        """As the run recorded it (all processes), else steps x minibatch size."""
+        return self.summary.get("samples_seen", self.summary["steps"] * self.batch_size)
 
     @property
     def machine(self) -> str:

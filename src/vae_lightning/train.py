@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import platform
 import resource
 import statistics
 import sys
@@ -111,6 +112,19 @@ def fit_and_test(
     return metrics
 
 
+def machine(device: torch.device) -> str:
+    """The hardware a run used, as reports quote it: the GPU, else the CPU model and count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [
+        line.split(":", 1)[1].strip()
+        for line in (cpuinfo.read_text().splitlines() if cpuinfo.is_file() else [])
+        if line.startswith("model name")
+    ]
+    return f"{os.cpu_count()} x {models[0] if models else platform.machine()} CPU"
+
+
 def write_summary(
     cfg: DictConfig, trainer: L.Trainer, metrics: dict[str, float], seconds: float, folder: Path
 ) -> None:
@@ -125,6 +139,9 @@ def write_summary(
         "latent_dim": cfg.model.latent_dim,
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
+        # Optimiser steps x the global minibatch (per-device batch size x processes).
+        "samples_seen": trainer.global_step * cfg.data.batch_size * trainer.world_size,
+        "machine": machine(trainer.strategy.root_device),
         "train_samples_per_sec_median": statistics.median(rates) if rates else None,
         "wall_time_s": round(seconds, 2),
         "first_step_unix_time": timer.first_step_unix_time,
