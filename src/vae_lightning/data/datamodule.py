@@ -1,7 +1,7 @@
 """A LightningDataModule that holds each split in memory as one tensor."""
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import lightning as L
 import torch
@@ -95,6 +95,3 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> TensorBatchLoader:
         return self._loader("test", self.eval_batch_size, shuffle=False)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"split_seed": self.split_seed, "binarize": self.binarize}

@@ -7,9 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from vae_lightning.models.mlp import mlp
-from vae_lightning.models.ppca import LinearGaussianDecoder
+from vae_lightning.models.ppca import LOG_2PI, LinearGaussianDecoder
 
-LOG_2PI = math.log(2 * math.pi)
 LIKELIHOODS = ("bernoulli", "gaussian", "linear_gaussian")
 # Densities over real-valued pixels, unbounded on binary data.
 CONTINUOUS_LIKELIHOODS = ("gaussian", "linear_gaussian")
