@@ -8,9 +8,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
 
 from vae_lightning.models.elbo import Elbo
+from vae_lightning.models.mean_elbo import MeanElbo
 from vae_lightning.models.vae import VariationalAutoencoder
 
 SPLITS = ("train", "val", "test")
@@ -66,33 +66,28 @@ class VAE(L.LightningModule):
             image_shape, latent_dim, hidden_dims, activation, likelihood, variance, min_variance
         )
         self._elbo = torch.compile(self.vae.elbo) if compile else self.vae.elbo
-        # Means over data points, weighted by count and summed over processes under DDP.
-        # NaNs are kept (they show) and not checked for per step (no host synchronisation).
-        self.metrics = nn.ModuleDict(
-            {f"{s}_{t}": MeanMetric(nan_strategy="disable") for s in SPLITS for t in TERMS}
-        )
+        # Means over each epoch's data points, summed over processes under DDP.
+        self.mean_elbo = nn.ModuleDict({f"{split}_elbo": MeanElbo() for split in SPLITS})
 
     def forward(self, x: Tensor) -> Elbo:
         return self._elbo(x, self.hparams.num_samples)
 
     def _step(self, x: Tensor, split: str) -> Tensor:
         terms = self(x)
+        self.mean_elbo[f"{split}_elbo"].update(terms)
         # Lightning writes step values every `log_every_n_steps` steps and drops the others;
         # `self.log` costs about as much as a small model's step, so call it only then.
-        log_step = split == "train" and (self.global_step + 1) % self.trainer.log_every_n_steps == 0
-        for name in TERMS:
-            values = getattr(terms, name).detach()
-            self.metrics[f"{split}_{name}"].update(values)
-            if log_step:
-                self.log(f"train/{name}_step", values.mean(), prog_bar=name == "elbo")
+        if split == "train" and (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            for name in TERMS:
+                value = getattr(terms, name).detach().mean()
+                self.log(f"train/{name}_step", value, prog_bar=name == "elbo")
         return terms.loss
 
     def _log_epoch(self, split: str) -> None:
         """Log `{split}/{elbo,recon,kl}`: means over the epoch's data points, all processes."""
-        for name in TERMS:
-            metric = self.metrics[f"{split}_{name}"]
-            self.log(f"{split}/{name}", metric.compute())
-            metric.reset()
+        for name, value in self.mean_elbo[f"{split}_elbo"].compute().items():
+            self.log(f"{split}/{name}", value)
+        self.mean_elbo[f"{split}_elbo"].reset()
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
