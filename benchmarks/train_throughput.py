@@ -69,9 +69,13 @@ def project_run(setting: dict, epochs: int, workdir: Path) -> dict:
 
 def plain_loop(setting: dict, epochs: int, start: float) -> dict:
     """The leanest loop: one in-memory tensor, batches by indexing, the same model and ELBO."""
+    from vae_lightning.cuda_availability import NVML_CHECK
     from vae_lightning.data import MNISTDataModule
     from vae_lightning.models import VariationalAutoencoder
 
+    # Importing the project imports Lightning, which turns on its NVML-based CUDA check (a
+    # cost in every optimizer step); a plain PyTorch script runs with PyTorch's default.
+    os.environ.pop(NVML_CHECK, None)
     torch.manual_seed(1234)
     data = MNISTDataModule(os.environ.get("VAE_DATA_DIR", "data"), binarize=setting["binarize"])
     data.setup()

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from vae_lightning.callbacks import EpochTimer
 from vae_lightning.checkpointing import resume_checkpoint
 from vae_lightning.config import apply_dataset_defaults, check_train_config, config_dir
+from vae_lightning.cuda_availability import pytorch_cuda_check
 from vae_lightning.distributed import launched_rank, use_job_command_for_ddp_children
 from vae_lightning.errors import ConfigError, UserError
 from vae_lightning.tracking import check_wandb_config, create_loggers, finish_wandb
@@ -102,11 +103,12 @@ def fit_and_test(
     if HydraConfig.initialized():
         use_job_command_for_ddp_children()
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if cfg.get("test"):
-        trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    with pytorch_cuda_check(trainer):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if cfg.get("test"):
+            trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     if trainer.is_global_zero:
         write_summary(cfg, trainer, metrics, time.perf_counter() - start, output_dir)
     return metrics
