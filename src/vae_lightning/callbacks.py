@@ -37,32 +37,68 @@ class EpochTimer(L.Callback):
 
 
 class StopOnNonFiniteLoss(L.Callback):
-    """Stops training at the first NaN or infinite loss, before its gradients are applied.
+    """Stops training at the first NaN or infinite loss, naming its step.
 
-    Raises `NonFiniteLossError` naming the step. No checkpoint is written after the bad
-    step, so ``last.ckpt`` and the best checkpoint are the last good ones. Each check reads
-    the loss on the host (a device sync on GPUs); ``every_n_steps`` > 1 checks less often.
-    Each process checks its own loss; when one stops, Lightning ends the others.
+    Every step's loss is checked on its device; the host reads the result every
+    `every_n_steps` steps, at the end of each epoch and before any checkpoint is written. ``None`` means every step
+    on the CPU (where reading costs nothing) and every ``trainer.log_every_n_steps`` steps on
+    accelerators, where a read per step would stall the device. Read at the bad step, the
+    run stops before its gradients are applied; read later, the error still names the first
+    bad step. Either way no checkpoint is written after it, so ``last.ckpt`` and the best
+    checkpoint are the last good ones. Each process checks its own loss; when one stops,
+    Lightning ends the others.
     """
 
-    def __init__(self, every_n_steps: int = 1) -> None:
+    def __init__(self, every_n_steps: int | None = None) -> None:
         self.every_n_steps = every_n_steps
+        self._every = every_n_steps or 1
+        self._first_bad: torch.Tensor | None = None  # first non-finite step, -1 if none
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.every_n_steps is None:
+            on_cpu = pl_module.device.type == "cpu"
+            self._every = 1 if on_cpu else trainer.log_every_n_steps
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=pl_module.device)
 
     def on_before_backward(
         self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
     ) -> None:
-        step = trainer.global_step
-        if step % self.every_n_steps == 0 and not torch.isfinite(loss.detach()).all():
-            last = (
-                trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
-            )
-            raise NonFiniteLossError(
-                f"The training loss is {loss.detach().float().item()} at step {step} (epoch "
-                f"{trainer.current_epoch}, rank {trainer.global_rank}); training stopped before "
-                "applying it. The last good checkpoint is kept"
-                + (f": {last}" if last else "")
-                + ". Lower model.optimizer.lr, check the data, or use trainer.precision=32-true."
-            )
+        step, finite = trainer.global_step, torch.isfinite(loss.detach()).all()
+        if self._every == 1:
+            if not finite:
+                self._stop(trainer, step, loss)
+            return
+        # Remember the first bad step on the device, without reading it back.
+        first = self._first_bad
+        self._first_bad = torch.where(~finite & (first < 0), step, first)
+        if (step + 1) % self._every == 0:
+            self._stop_if_bad(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop_if_bad(trainer)
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._stop_if_bad(trainer)
+
+    def _stop_if_bad(self, trainer: L.Trainer) -> None:
+        if self._first_bad is not None and (first := int(self._first_bad)) >= 0:
+            self._stop(trainer, first)
+
+    @staticmethod
+    def _stop(trainer: L.Trainer, step: int, loss: torch.Tensor | None = None) -> None:
+        now = trainer.global_step
+        last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
+        value = "not finite" if loss is None else f"{loss.detach().float().item()}"
+        raise NonFiniteLossError(
+            f"The training loss is {value} at step {step} (epoch {trainer.current_epoch}, rank "
+            f"{trainer.global_rank}); training stopped "
+            + ("before applying it" if step == now else f"at step {now}")
+            + ". The last good checkpoint is kept"
+            + (f": {last}" if last else "")
+            + ". Lower model.optimizer.lr, check the data, or use trainer.precision=32-true."
+        )
 
 
 class RngState(L.Callback):

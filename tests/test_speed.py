@@ -1,0 +1,81 @@
+"""What keeps training fast: per-step work done on the device, no per-step host reads."""
+
+import os
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from conftest import tiny_overrides
+
+from vae_lightning.cuda_availability import NVML_CHECK, pytorch_cuda_check
+from vae_lightning.errors import NonFiniteLossError
+from vae_lightning.models.elbo import Elbo
+from vae_lightning.models.mean_elbo import MeanElbo
+from vae_lightning.train import train
+
+
+class RecordNvmlCheck(L.Callback):
+    """Records the NVML check variable as the training steps see it."""
+
+    seen: list[str | None] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        RecordNvmlCheck.seen.append(os.environ.get(NVML_CHECK))
+
+
+def test_training_steps_run_with_pytorchs_cuda_check_and_the_variable_comes_back(
+    tiny_data, compose_train, tmp_path
+):
+    assert os.environ.get(NVML_CHECK) == "1"  # set by importing Lightning
+    RecordNvmlCheck.seen.clear()
+    overrides = [*tiny_overrides(tiny_data, tmp_path), "trainer.max_epochs=1", "test=false"]
+    cfg = compose_train([*overrides, f"+callbacks.probe._target_={__name__}.RecordNvmlCheck"])
+    train(cfg)
+    assert RecordNvmlCheck.seen == [None] * 5
+    assert os.environ.get(NVML_CHECK) == "1"
+
+
+def test_forking_strategies_keep_the_nvml_check():
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_fork", logger=False)
+    with pytorch_cuda_check(trainer):
+        assert os.environ.get(NVML_CHECK) == "1"
+
+
+def test_mean_elbo_is_the_mean_over_data_points_of_all_batches():
+    metric = MeanElbo()
+    batches = [Elbo(torch.rand(n) * 100, torch.rand(n) * 10) for n in (50, 7)]
+    for terms in batches:
+        metric.update(terms)
+    means = metric.compute()
+    recon, kl = (torch.cat([getattr(b, t) for b in batches]).mean() for t in ("recon", "kl"))
+    assert means["recon"] == pytest.approx(recon.item(), rel=1e-6)
+    assert means["kl"] == pytest.approx(kl.item(), rel=1e-6)
+    assert means["elbo"] == pytest.approx(-(recon + kl).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("every_n_steps", "message"),
+    [
+        (3, "loss is not finite at step 7 .* training stopped at step 8"),  # read at step 8
+        (100, "loss is not finite at step 7 .* training stopped at step 10"),  # at epoch end
+    ],
+)
+def test_a_late_read_of_the_nan_check_names_the_first_bad_step_and_writes_no_checkpoint(
+    every_n_steps, message, tiny_data, compose_train, tmp_path
+):
+    """The device-side check of accelerators, run on the CPU: 5 steps per epoch, NaN at 7."""
+    cfg = compose_train(
+        [
+            *tiny_overrides(tiny_data, tmp_path),
+            "trainer.max_epochs=3",
+            f"callbacks.stop_on_non_finite_loss.every_n_steps={every_n_steps}",
+            "+callbacks.poison._target_=fault_injection.PoisonAtStep",
+            "+callbacks.poison.step=7",
+        ]
+    )
+    with pytest.raises(NonFiniteLossError, match=message):
+        train(cfg)
+    last = torch.load(Path(cfg.paths.output_dir, "checkpoints", "last.ckpt"), weights_only=True)
+    assert last["global_step"] == 5
+    assert all(torch.isfinite(t).all() for t in last["state_dict"].values())
