@@ -78,3 +78,23 @@ def test_multirun_sweep_gives_each_job_its_own_complete_folder(tiny_data, tmp_pa
         assert (
             f"model.latent_dim={2 + int(run.name)}" in (run / ".hydra/overrides.yaml").read_text()
         )
+
+
+def test_pytorch_examples_experiment_trains_on_every_training_image_without_validation(
+    tiny_data, compose_train, tmp_path
+):
+    """`data.val_size=0`: all 300 tiny training images, checkpoints by epoch, test on the newest."""
+    overrides = [*tiny_overrides(tiny_data, tmp_path), "experiment=pytorch_examples"]
+    cfg = compose_train([*overrides, "data.val_size=0", "trainer.max_epochs=2"])
+    assert (cfg.model.hidden_dims, cfg.model.activation, cfg.data.binarize) == (
+        [32],
+        "relu",
+        "none",
+    )
+    metrics = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 2 * 300 // 50  # every training image, each epoch
+    assert not any(key.startswith("val/") for key in metrics)
+    assert math.isfinite(metrics["test/elbo"])
+    assert summary["best_checkpoint"].endswith("epoch001.ckpt")  # the newest epoch

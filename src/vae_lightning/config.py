@@ -20,13 +20,22 @@ def config_dir() -> str:
 
 
 def apply_dataset_defaults(cfg: DictConfig) -> None:
-    """Fill `model.likelihood` and `model.hidden_dims` left null with the data set's defaults."""
+    """Fill `model.likelihood` and `model.hidden_dims` left null with the data set's defaults.
+
+    With no validation split (``data.val_size=0``) there is nothing to rank checkpoints by:
+    the checkpoint callback then keeps the newest epoch, which the test evaluates.
+    """
     datamodule_class = get_class(cfg.data._target_)
     with open_dict(cfg):
         if cfg.model.get("likelihood", "") is None:
             cfg.model.likelihood = datamodule_class.default_likelihood
         if cfg.model.get("hidden_dims", "") is None:
             cfg.model.hidden_dims = list(datamodule_class.default_hidden_dims)
+        if cfg.data.get("val_size") == 0:
+            cfg.trainer.limit_val_batches = 0
+            if checkpoint := (cfg.get("callbacks") or {}).get("model_checkpoint"):
+                checkpoint.monitor = None
+                checkpoint.filename = "epoch{epoch:03d}"
 
 
 def _fail(key: str, value: Any, accepted: str) -> None:
@@ -73,6 +82,8 @@ def check_data_config(data: DictConfig) -> None:
             _fail(f"data.{key}", value, "a positive integer")
     if (binarize := data.get("binarize", "none")) not in BINARIZATIONS:
         _fail("data.binarize", binarize, f"one of {', '.join(BINARIZATIONS)}")
+    if "val_size" in data and not (_is_int(size := data.val_size) and size >= 0):
+        _fail("data.val_size", size, "an integer >= 0 (0: no validation split)")
 
 
 def check_train_config(cfg: DictConfig) -> None:
