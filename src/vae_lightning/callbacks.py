@@ -1,5 +1,6 @@
 """Callbacks of our own; the rest come from Lightning."""
 
+import math
 import time
 from typing import Any
 
@@ -63,13 +64,13 @@ class StopOnNonFiniteLoss(L.Callback):
     def on_before_backward(
         self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
     ) -> None:
-        step, finite = trainer.global_step, torch.isfinite(loss.detach()).all()
-        if self._every == 1:
-            if not finite:
+        step = trainer.global_step
+        if self._every == 1:  # one read of the (scalar) loss: the cheapest check on the CPU
+            if not math.isfinite(loss.item()):
                 self._stop(trainer, step, loss)
             return
         # Remember the first bad step on the device, without reading it back.
-        first = self._first_bad
+        first, finite = self._first_bad, torch.isfinite(loss.detach()).all()
         self._first_bad = torch.where(~finite & (first < 0), step, first)
         if (step + 1) % self._every == 0:
             self._stop_if_bad(trainer)
