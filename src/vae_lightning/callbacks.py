@@ -137,15 +137,3 @@ class RngState(L.Callback):
         torch.set_rng_state(state["cpu"])
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state(state["cuda"])
-
-
-class LearningRate(L.Callback):
-    """Logs `train/lr`: the learning rate of each epoch (first optimizer, first group).
-
-    Unlike Lightning's LearningRateMonitor it needs no logger, and it goes through
-    `pl_module.log`, so every logger gets it under the same key.
-    """
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.optimizers:
-            pl_module.log("train/lr", float(trainer.optimizers[0].param_groups[0]["lr"]))

@@ -28,7 +28,8 @@ class VAE(L.LightningModule):
     """Auto-Encoding Variational Bayes: encoder, decoder and the ELBO loss.
 
     Logs ``{train,val,test}/{elbo,recon,kl}`` in nats per data point, where ``recon`` is
-    -E_q[log p(x|z)] and ``elbo = -(recon + kl)``. The loss is -ELBO averaged over the batch.
+    -E_q[log p(x|z)] and ``elbo = -(recon + kl)``, and ``train/lr`` at each epoch's end.
+    The loss is -ELBO averaged over the batch.
     ``optimizer`` and ``scheduler`` are Hydra configs with ``_partial_: true``.
     """
 
@@ -91,6 +92,7 @@ class VAE(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+        self.log("train/lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]))
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
