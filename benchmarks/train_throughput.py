@@ -1,12 +1,22 @@
 """Training speed: the project's real entry point against a minimal plain-PyTorch loop.
 
-Both train the same model on real MNIST (from $VAE_DATA_DIR) for N epochs, each in a fresh
-process, alternating between the two, and report per run: training samples/s (median over
-epochs, validation excluded), seconds from process start to the end of the first optimiser
-step, peak RSS, and the test ELBO after N epochs (nats per data point). Then the medians
-and the ratio project / plain loop.
+Three kinds of run train the same model on real MNIST (from $VAE_DATA_DIR) for N epochs, each
+in a fresh process, one after the other in every repeat:
 
-    VAE_DATA_DIR=../shared/data python benchmarks/train_throughput.py --epochs 3 --repeats 2
+- ``project``: ``python -m vae_lightning.train`` with the default config, callbacks, loggers
+  (CSV and W&B) and progress bar;
+- ``lightning``: the same model in a bare Lightning ``Trainer`` (a minimal LightningModule,
+  no logger, callback, checkpoint, progress bar or validation): the floor that Lightning's
+  own per-step work sets;
+- ``plain``: the leanest loop, the data as one in-memory tensor, batches by indexing.
+
+Reported per kind (medians over repeats): training samples/s (median over epochs, validation
+excluded), seconds from process start to the end of the first optimiser step, peak RSS and
+the test ELBO after N epochs (nats per data point); then the ratios to the plain loop, each
+taken within a repeat so that drifts of the machine's speed cancel, and the time per step
+that each adds to the plain loop's.
+
+    VAE_DATA_DIR=../shared/data python benchmarks/train_throughput.py --epochs 3 --repeats 5
 """
 
 import argparse
@@ -32,6 +42,7 @@ SETTINGS = {
     # Kingma & Welling: 784-500-20, tanh, batch 100 (dynamic binarisation, Adam 1e-3).
     "paper": {"hidden_dims": [500], "activation": "tanh", "binarize": "dynamic", "batch_size": 100},
 }
+KINDS = ("project", "lightning", "plain")
 
 
 def project_run(setting: dict, epochs: int, workdir: Path) -> dict:
@@ -67,22 +78,37 @@ def project_run(setting: dict, epochs: int, workdir: Path) -> dict:
     }
 
 
-def plain_loop(setting: dict, epochs: int, start: float) -> dict:
-    """The leanest loop: one in-memory tensor, batches by indexing, the same model and ELBO."""
-    from vae_lightning.cuda_availability import NVML_CHECK
+def _data_and_model(setting: dict):
     from vae_lightning.data import MNISTDataModule
     from vae_lightning.models import VariationalAutoencoder
 
-    # Importing the project imports Lightning, which turns on its NVML-based CUDA check (a
-    # cost in every optimizer step); a plain PyTorch script runs with PyTorch's default.
-    os.environ.pop(NVML_CHECK, None)
     torch.manual_seed(1234)
-    data = MNISTDataModule(os.environ.get("VAE_DATA_DIR", "data"), binarize=setting["binarize"])
+    data = MNISTDataModule(
+        os.environ.get("VAE_DATA_DIR", "data"),
+        binarize=setting["binarize"],
+        batch_size=setting["batch_size"],
+    )
     data.setup()
-    train, test = data.splits["train"], data.splits["test"]
     model = VariationalAutoencoder(
         (1, 28, 28), 20, setting["hidden_dims"], setting["activation"], "bernoulli"
     )
+    return data, model
+
+
+@torch.no_grad()
+def _test_elbo(model, test) -> float:
+    return torch.cat([model.elbo(x).elbo for x in test.split(1000)]).mean().item()
+
+
+def plain_loop(setting: dict, epochs: int) -> dict:
+    """The leanest loop: one in-memory tensor, batches by indexing, the same model and ELBO."""
+    from vae_lightning.cuda_availability import NVML_CHECK
+
+    data, model = _data_and_model(setting)
+    # Importing the project imports Lightning, which turns on its NVML-based CUDA check (a
+    # cost in every optimizer step); a plain PyTorch script runs with PyTorch's default.
+    os.environ.pop(NVML_CHECK, None)
+    train = data.splits["train"]
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     batch_size, rates, first_step = setting["batch_size"], [], None
     for epoch in range(epochs):
@@ -99,73 +125,111 @@ def plain_loop(setting: dict, epochs: int, start: float) -> dict:
             if first_step is None:
                 first_step = time.time()
         rates.append(len(train) / (time.perf_counter() - tic))
-    with torch.no_grad():
-        test_elbo = torch.cat([model.elbo(x).elbo for x in test.split(1000)]).mean().item()
     return {
         "samples_per_sec": statistics.median(rates),
-        "start_to_first_step_s": first_step - start,
-        "test_elbo": test_elbo,
+        "first_step_unix_time": first_step,
+        "test_elbo": _test_elbo(model, data.splits["test"]),
     }
 
 
-def plain_run(setting_name: str, epochs: int) -> dict:
-    """The plain loop in a fresh process, so start-up and memory are measured alike."""
+def lightning_loop(setting: dict, epochs: int) -> dict:
+    """The same model and data module in a bare Lightning Trainer, timed as the project is."""
+    import lightning as L
+
+    from vae_lightning.callbacks import EpochTimer
+    from vae_lightning.cuda_availability import pytorch_cuda_check
+
+    data, vae = _data_and_model(setting)
+
+    class Minimal(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.vae = vae
+
+        def training_step(self, x, batch_idx):
+            return self.vae.elbo(x).loss
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    timer = EpochTimer()
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, max_epochs=epochs, callbacks=[timer], logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        limit_val_batches=0,
+    )  # fmt: skip
+    with pytorch_cuda_check(trainer):
+        trainer.fit(Minimal(), datamodule=data)
+    return {
+        "samples_per_sec": statistics.median(timer.samples_per_sec),
+        "first_step_unix_time": timer.first_step_unix_time,
+        "test_elbo": _test_elbo(vae, data.splits["test"]),
+    }
+
+
+def child_run(kind: str, setting_name: str, epochs: int) -> dict:
+    """A `lightning` or `plain` run in a fresh process, so start-up and memory count alike."""
     start = time.time()
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--plain", setting_name, "--epochs", str(epochs)],
+        [sys.executable, __file__, "--child", kind, "--settings", setting_name]
+        + ["--epochs", str(epochs)],
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
     )
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
-        raise RuntimeError("plain loop failed")
+        raise RuntimeError(f"the {kind} run failed")
     result = json.loads(output.strip().splitlines()[-1])
-    result["start_to_first_step_s"] += result.pop("process_start") - start
+    result["start_to_first_step_s"] = result.pop("first_step_unix_time") - start
     return {**result, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def report(name: str, runs: dict[str, list[dict]], epochs: int, batch_size: int) -> None:
+    print(f"\n== {name}: {SETTINGS[name]}")
+    print(f"{'':10} {'samples/s':>10} {'start->step s':>14} {'peak RSS MB':>12} {'test ELBO':>10}")
+    for kind, results in runs.items():
+        m = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        print(
+            f"{kind:10} {m['samples_per_sec']:10.0f} {m['start_to_first_step_s']:14.2f} "
+            f"{m['peak_rss_mb']:12.0f} {m['test_elbo']:10.2f}"
+        )
+    for kind in ("project", "lightning"):
+        pairs = list(zip(runs[kind], runs["plain"], strict=True))
+        ratios = [a["samples_per_sec"] / b["samples_per_sec"] for a, b in pairs]
+        added_us = [
+            batch_size * 1e6 * (1 / a["samples_per_sec"] - 1 / b["samples_per_sec"])
+            for a, b in pairs
+        ]
+        print(
+            f"{kind} / plain loop throughput: median {statistics.median(ratios):.3f} of "
+            f"{len(pairs)} repeats ({', '.join(f'{r:.3f}' for r in ratios)}); "
+            f"time added per step: median {statistics.median(added_us):.0f} us"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=2, help="runs of each, alternating")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each kind, in turn")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--plain", help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("lightning", "plain"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.plain:  # child process of plain_run
-        start = time.time()
-        result = plain_loop(SETTINGS[args.plain], args.epochs, start)
-        print(json.dumps({**result, "process_start": start}))
+    if args.child:  # a child process of child_run
+        loop = {"lightning": lightning_loop, "plain": plain_loop}[args.child]
+        print(json.dumps(loop(SETTINGS[args.settings[0]], args.epochs)))
         return
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.epochs} epochs")
     for name in args.settings:
-        runs: dict[str, list[dict]] = {"project": [], "plain": []}
+        runs: dict[str, list[dict]] = {kind: [] for kind in KINDS}
         with tempfile.TemporaryDirectory() as workdir:
             for _ in range(args.repeats):
                 runs["project"].append(project_run(SETTINGS[name], args.epochs, Path(workdir)))
-                runs["plain"].append(plain_run(name, args.epochs))
-        print(f"\n== {name}: {SETTINGS[name]}")
-        print(
-            f"{'':10} {'samples/s':>10} {'start->step s':>14} {'peak RSS MB':>12} {'test ELBO':>10}"
-        )
-        medians = {}
-        for kind, results in runs.items():
-            medians[kind] = {k: statistics.median(r[k] for r in results) for k in results[0]}
-            m = medians[kind]
-            print(
-                f"{kind:10} {m['samples_per_sec']:10.0f} {m['start_to_first_step_s']:14.2f} "
-                f"{m['peak_rss_mb']:12.0f} {m['test_elbo']:10.2f}"
-            )
-        # Each project run is paired with the plain run right after it, so slow drifts of
-        # the machine's speed cancel in the ratio.
-        ratios = [
-            a["samples_per_sec"] / b["samples_per_sec"] for a, b in zip(*runs.values(), strict=True)
-        ]
-        print(
-            f"throughput ratio project / plain loop: median {statistics.median(ratios):.3f} "
-            f"of {args.repeats} pairs ({', '.join(f'{r:.3f}' for r in ratios)})"
-        )
+                for kind in ("lightning", "plain"):
+                    runs[kind].append(child_run(kind, name, args.epochs))
+        report(name, runs, args.epochs, SETTINGS[name]["batch_size"])
 
 
 if __name__ == "__main__":
