@@ -1,7 +1,7 @@
 """Training speed: the project's real entry point against a minimal plain-PyTorch loop.
 
 Three kinds of run train the same model on real MNIST (from $VAE_DATA_DIR) for N epochs, each
-in a fresh process, one after the other in every repeat:
+in a fresh process, one after the other in every repeat (every other repeat in reverse):
 
 - ``project``: ``python -m vae_lightning.train`` with the default config, callbacks, loggers
   (CSV and W&B) and progress bar;
@@ -170,9 +170,9 @@ def lightning_loop(setting: dict, epochs: int) -> dict:
 def child_run(kind: str, setting_name: str, epochs: int) -> dict:
     """A `lightning` or `plain` run in a fresh process, so start-up and memory count alike."""
     start = time.time()
+    command = [sys.executable, __file__, "--child", kind, "--settings", setting_name]
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", kind, "--settings", setting_name]
-        + ["--epochs", str(epochs)],
+        [*command, "--epochs", str(epochs)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -225,10 +225,15 @@ def main() -> None:
     for name in args.settings:
         runs: dict[str, list[dict]] = {kind: [] for kind in KINDS}
         with tempfile.TemporaryDirectory() as workdir:
-            for _ in range(args.repeats):
-                runs["project"].append(project_run(SETTINGS[name], args.epochs, Path(workdir)))
-                for kind in ("lightning", "plain"):
-                    runs[kind].append(child_run(kind, name, args.epochs))
+            for repeat in range(args.repeats):
+                # Every other repeat in reverse order, so a drift of the machine's speed
+                # favours no kind.
+                for kind in KINDS if repeat % 2 == 0 else KINDS[::-1]:
+                    if kind == "project":
+                        result = project_run(SETTINGS[name], args.epochs, Path(workdir))
+                    else:
+                        result = child_run(kind, name, args.epochs)
+                    runs[kind].append(result)
         report(name, runs, args.epochs, SETTINGS[name]["batch_size"])
 
 
