@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import lightning as L
 import pytest
@@ -19,7 +20,7 @@ from vae_lightning.train import train
 class RecordNvmlCheck(L.Callback):
     """Records the NVML check variable as the training steps see it."""
 
-    seen: list[str | None] = []
+    seen: ClassVar[list[str | None]] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         RecordNvmlCheck.seen.append(os.environ.get(NVML_CHECK))

@@ -14,8 +14,10 @@ from vae_lightning.errors import NonFiniteLossError
 class EpochTimer(L.Callback):
     """Logs `train/samples_per_sec`: training samples per second of each epoch.
 
-    Timed from the epoch's start to its last training batch, so validation is not counted.
-    Also keeps the wall-clock time (Unix seconds) at which the first optimiser step ended.
+    Timed from the epoch's start to its last training batch, so validation is not counted;
+    on a CUDA device the last batch waits for the device's queued work (one synchronisation
+    per epoch). Also keeps the wall-clock time (Unix seconds) at which the first optimiser
+    step ended.
     """
 
     def __init__(self) -> None:
@@ -27,6 +29,8 @@ class EpochTimer(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._samples += len(batch)
+        if batch_idx + 1 == trainer.num_training_batches and pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
         self._end = time.perf_counter()
         if self.first_step_unix_time is None:
             self.first_step_unix_time = time.time()
@@ -41,9 +45,10 @@ class StopOnNonFiniteLoss(L.Callback):
     """Stops training at the first NaN or infinite loss, naming its step.
 
     Every step's loss is checked on its device; the host reads the result every
-    `every_n_steps` steps, at the end of each epoch and before any checkpoint is written. ``None`` means every step
-    on the CPU (where reading costs nothing) and every ``trainer.log_every_n_steps`` steps on
-    accelerators, where a read per step would stall the device. Read at the bad step, the
+    `every_n_steps` steps, at the end of each epoch and before any checkpoint is written.
+    ``None`` means every step on the CPU (where reading costs nothing) and every
+    ``trainer.log_every_n_steps`` steps on accelerators, where a read per step would stall
+    the device. Read at the bad step, the
     run stops before its gradients are applied; read later, the error still names the first
     bad step. Either way no checkpoint is written after it, so ``last.ckpt`` and the best
     checkpoint are the last good ones. Each process checks its own loss; when one stops,
