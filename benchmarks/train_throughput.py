@@ -11,11 +11,11 @@ in a fresh process, one after the other in every repeat (every other repeat in r
 - ``plain``: the leanest loop, the data as one in-memory tensor, batches by indexing.
 
 Reported per kind (medians over repeats): training samples/s (median over epochs, validation
-excluded), seconds from process start to the end of the first optimiser step, peak RSS and
-the test ELBO after N epochs (nats per data point), with steps/s and seconds per training
-epoch; then the ratios to the plain loop, each
-taken within a repeat so that drifts of the machine's speed cancel, and the time per step
-that each adds to the plain loop's.
+excluded) with the steps/s and seconds per training epoch they make, seconds from process
+start to the end of the first optimiser step, peak RSS and the test ELBO after N epochs (nats
+per data point). Then, against the plain loop: the throughput ratio of each repeat (taken
+within a repeat so that drifts of the machine's speed cancel), the ratio of the median
+throughputs, and the time per step that each kind adds.
 
     VAE_DATA_DIR=../shared/data python benchmarks/train_throughput.py --epochs 3 --repeats 5
 """
@@ -192,7 +192,7 @@ def median_rate(results: list[dict]) -> float:
     return statistics.median(r["samples_per_sec"] for r in results)
 
 
-def report(name: str, runs: dict[str, list[dict]], epochs: int, batch_size: int) -> None:
+def report(name: str, runs: dict[str, list[dict]], batch_size: int) -> None:
     print(f"\n== {name}: {SETTINGS[name]}")
     print(
         f"{'':10} {'samples/s':>10} {'steps/s':>8} {'epoch s':>8} {'start->step s':>14} "
@@ -246,7 +246,7 @@ def main() -> None:
                     else:
                         result = child_run(kind, name, args.epochs)
                     runs[kind].append(result)
-        report(name, runs, args.epochs, SETTINGS[name]["batch_size"])
+        report(name, runs, SETTINGS[name]["batch_size"])
 
 
 if __name__ == "__main__":

@@ -48,11 +48,10 @@ class StopOnNonFiniteLoss(L.Callback):
     `every_n_steps` steps, at the end of each epoch and before any checkpoint is written.
     ``None`` means every step on the CPU (where reading costs nothing) and every
     ``trainer.log_every_n_steps`` steps on accelerators, where a read per step would stall
-    the device. Read at the bad step, the
-    run stops before its gradients are applied; read later, the error still names the first
-    bad step. Either way no checkpoint is written after it, so ``last.ckpt`` and the best
-    checkpoint are the last good ones. Each process checks its own loss; when one stops,
-    Lightning ends the others.
+    the device. Read at the bad step, the run stops before its gradients are applied; read
+    later, the error still names the first bad step. Either way no checkpoint is written
+    after it, so ``last.ckpt`` and the best checkpoint are the last good ones. Each process
+    checks its own loss; when one stops, Lightning ends the others.
     """
 
     def __init__(self, every_n_steps: int | None = None) -> None:
