@@ -104,7 +104,7 @@ def _test_elbo(model, test) -> float:
 
 def plain_loop(setting: dict, epochs: int) -> dict:
     """The leanest loop: one in-memory tensor, batches by indexing, the same model and ELBO."""
-    from vae_lightning.cuda_availability import NVML_CHECK
+    from vae_lightning.training.cuda_check import NVML_CHECK
 
     data, model = _data_and_model(setting)
     # Importing the project imports Lightning, which turns on its NVML-based CUDA check (a
@@ -138,8 +138,8 @@ def lightning_loop(setting: dict, epochs: int) -> dict:
     """The same model and data module in a bare Lightning Trainer, timed as the project is."""
     import lightning as L
 
-    from vae_lightning.callbacks import EpochTimer
-    from vae_lightning.cuda_availability import pytorch_cuda_check
+    from vae_lightning.training.callbacks import EpochTimer
+    from vae_lightning.training.cuda_check import pytorch_cuda_check
 
     data, vae = _data_and_model(setting)
 

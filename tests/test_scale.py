@@ -16,11 +16,11 @@ from hydra.utils import instantiate
 from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import OmegaConf
 
-from vae_lightning.checkpointing import AtomicCheckpointIO
 from vae_lightning.config import config_dir
 from vae_lightning.errors import NonFiniteLossError
 from vae_lightning.models import VAE
 from vae_lightning.train import train
+from vae_lightning.training.checkpointing import AtomicCheckpointIO
 
 TESTS = Path(__file__).resolve().parent
 # One epoch of a few batches: 250 training images in batches of 50 give 5 steps per epoch.

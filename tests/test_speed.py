@@ -9,12 +9,12 @@ import pytest
 import torch
 from conftest import tiny_overrides
 
-from vae_lightning.cuda_availability import NVML_CHECK, pytorch_cuda_check
 from vae_lightning.errors import NonFiniteLossError
 from vae_lightning.models import VAE
 from vae_lightning.models.elbo import Elbo
 from vae_lightning.models.mean_elbo import MeanElbo
 from vae_lightning.train import train
+from vae_lightning.training.cuda_check import NVML_CHECK, pytorch_cuda_check
 
 
 class RecordNvmlCheck(L.Callback):

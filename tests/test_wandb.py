@@ -11,10 +11,11 @@ import wandb
 from conftest import run_cli, tiny_overrides
 from PIL import Image
 
-from vae_lightning import tracking
 from vae_lightning.errors import ConfigError
+from vae_lightning.tracking import wandb_options
+from vae_lightning.tracking import wandb_run as tracking
+from vae_lightning.tracking.wandb_offline import describe, read_run
 from vae_lightning.train import train
-from vae_lightning.wandb_offline import describe, read_run
 
 TERMS = ("elbo", "recon", "kl")
 IMAGES = ["media/manifold", "media/reconstructions", "media/samples"]
@@ -127,7 +128,7 @@ def test_wandb_that_cannot_start_leaves_training_going(
     monkeypatch.setattr(wandb, "init", init)
     monkeypatch.setenv("WANDB_MODE", "online")
     cfg = compose_train([*tiny_overrides(tiny_data, tmp_path), "trainer.max_epochs=1"])
-    with caplog.at_level(logging.INFO, logger="vae_lightning.tracking"):
+    with caplog.at_level(logging.INFO, logger="vae_lightning.tracking.wandb_run"):
         metrics = train(cfg)
     assert "val/elbo" in metrics
     run = Path(cfg.paths.output_dir)
@@ -135,7 +136,7 @@ def test_wandb_that_cannot_start_leaves_training_going(
     warnings = [
         r.message
         for r in caplog.records
-        if r.levelno == logging.WARNING and r.name == "vae_lightning.tracking"
+        if r.levelno == logging.WARNING and r.name == "vae_lightning.tracking.wandb_run"
     ]
     if failing_modes == ("online",):
         assert len(warnings) == 1 and "going on offline" in warnings[0]
@@ -154,7 +155,7 @@ def test_a_failing_wandb_call_is_logged_once_and_never_raises(caplog):
             raise ConnectionError("service died")
 
     logger = tracking.WandbLogger(project="p", mode="offline", experiment=Broken())
-    with caplog.at_level(logging.WARNING, logger="vae_lightning.tracking"):
+    with caplog.at_level(logging.WARNING, logger="vae_lightning.tracking.wandb_run"):
         logger.log_metrics({"val/elbo": -100.0}, step=1)
         logger.log_metrics({"val/elbo": -90.0}, step=2)
         logger.log_image("media/samples", [[[0.0]]], step=2)
@@ -164,15 +165,15 @@ def test_a_failing_wandb_call_is_logged_once_and_never_raises(caplog):
 
 def test_mode_follows_config_then_env_then_credentials(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE")
-    assert tracking.resolve_mode(None) == "offline"  # no credentials
+    assert wandb_options.resolve_mode(None) == "offline"  # no credentials
     netrc = tmp_path / "netrc"
     netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "a" * 40 + "\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
-    assert tracking.resolve_mode(None) == "online"  # `wandb login`
+    assert wandb_options.resolve_mode(None) == "online"  # `wandb login`
     monkeypatch.setenv("NETRC", str(tmp_path / "none"))
     monkeypatch.setenv("WANDB_API_KEY", "b" * 40)
-    assert tracking.resolve_mode(None) == "online"
+    assert wandb_options.resolve_mode(None) == "online"
     monkeypatch.setenv("WANDB_MODE", "dryrun")
-    assert tracking.resolve_mode(None) == "offline"
-    assert tracking.resolve_mode("disabled") == "disabled"
+    assert wandb_options.resolve_mode(None) == "offline"
+    assert wandb_options.resolve_mode("disabled") == "disabled"

@@ -20,13 +20,14 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from vae_lightning.callbacks import EpochTimer
-from vae_lightning.checkpointing import resume_checkpoint
 from vae_lightning.config import apply_dataset_defaults, check_train_config, config_dir
-from vae_lightning.cuda_availability import pytorch_cuda_check
-from vae_lightning.distributed import launched_rank, use_job_command_for_ddp_children
 from vae_lightning.errors import ConfigError, UserError
-from vae_lightning.tracking import check_wandb_config, create_loggers, finish_wandb
+from vae_lightning.tracking.wandb_options import check_wandb_config
+from vae_lightning.tracking.wandb_run import create_loggers, finish_wandb
+from vae_lightning.training.callbacks import EpochTimer
+from vae_lightning.training.checkpointing import resume_checkpoint
+from vae_lightning.training.cuda_check import pytorch_cuda_check
+from vae_lightning.training.distributed import launched_rank, use_job_command_for_ddp_children
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Read an offline W&B run back (its `run-<id>.wandb` file) without the network.
 
-`python -m vae_lightning.wandb_offline <run folder or .wandb file>` prints the run's name,
+`python -m vae_lightning.tracking.wandb_offline <run folder or .wandb file>` prints the run's name,
 group, config keys, logged keys, images and summary as JSON.
 
 The file is a LevelDB-style log, as wandb writes it: a 7-byte header (``:W&B``, magic 0xBEE1

@@ -1,0 +1,1 @@
+"""Where a run is recorded: metrics.csv (CSV logger) and Weights & Biases."""

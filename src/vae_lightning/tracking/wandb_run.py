@@ -1,0 +1,163 @@
+"""Weights & Biases runs: a logger that never stops a run, started and finished once per job.
+
+The `logger.wandb` config node is Lightning's WandbLogger (our subclass below) with a few keys
+resolved before the run starts (see `wandb_options`): the mode, the run's name and group, and
+``config``, the whole resolved Hydra config. A W&B run that cannot start (no service, no network,
+bad credentials) falls back to offline, then to no W&B at all, each said once in the log; the
+other loggers and checkpoints go on.
+"""
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from vae_lightning.tracking.wandb_options import (
+    HYDRA_KEYS,
+    is_wandb_node,
+    resolve_mode,
+    run_name_and_group,
+)
+
+log = logging.getLogger(__name__)
+
+# Seconds wandb.init may wait for the W&B server before the run goes on offline.
+INIT_TIMEOUT_S = 30
+# Aggregates shown in the runs table: the best ELBO, not the last one.
+SUMMARIES = {f"{split}/elbo": "max" for split in ("train", "val", "test")}
+
+
+class WandbLogger(LightningWandbLogger):
+    """Lightning's WandbLogger, except that a failing W&B call never stops training.
+
+    The first error is logged once and W&B is left off for the rest of the run; the other
+    loggers (CSV) and the checkpoints are untouched.
+    """
+
+    _broken = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:  # wandb warns about anonymous=None
+            self._wandb_init.pop("anonymous", None)
+
+    def _guard(self, what: str, call, *args: Any, **kwargs: Any) -> Any:
+        if self._broken:
+            return None
+        try:
+            return call(*args, **kwargs)
+        except Exception as err:  # W&B must never end the run
+            self._broken = True
+            log.warning(
+                "W&B failed while %s (%s: %s); W&B logging is off for the rest of this run, "
+                "the CSV log and the checkpoints go on.",
+                what,
+                type(err).__name__,
+                err,
+            )
+            return None
+
+    def log_hyperparams(self, params: Any) -> None:
+        self._guard("logging hyperparameters", super().log_hyperparams, params)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self._guard("logging metrics", super().log_metrics, metrics, step)
+
+    def log_image(self, key: str, images: list[Any], step: int | None = None, **kwargs) -> None:
+        self._guard("logging images", super().log_image, key, images, step, **kwargs)
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        self._guard("logging a checkpoint", super().after_save_checkpoint, checkpoint_callback)
+
+    def finalize(self, status: str) -> None:
+        self._guard("finalizing the run", super().finalize, status)
+
+
+def _start(node: DictConfig, mode: str, extra: dict[str, Any]) -> WandbLogger:
+    options = OmegaConf.to_container(node, resolve=True)
+    target = options.pop("_target_")
+    for key in HYDRA_KEYS:
+        options.pop(key, None)
+    # Not through hydra's instantiate: `config` (the run's config) is one of its own arguments.
+    logger = get_class(target)(**{**options, **extra, "mode": mode})
+    if rank_zero_only.rank == 0:
+        experiment = logger.experiment  # starts the W&B run now, so failures show up here
+        for metric, summary in SUMMARIES.items():
+            experiment.define_metric(metric, step_metric="trainer/global_step", summary=summary)
+    return logger
+
+
+def create_loggers(cfg: DictConfig) -> list[Logger]:
+    """The loggers of `cfg.logger`; W&B ones started now, falling back to offline, then off."""
+    loggers = []
+    for key, node in (cfg.get("logger") or {}).items():
+        if not node or "_target_" not in node:
+            continue
+        if not is_wandb_node(node):
+            loggers.append(instantiate(node))
+        elif (logger := start_wandb(key, node, cfg)) is not None:
+            loggers.append(logger)
+    return loggers
+
+
+def start_wandb(key: str, node: DictConfig, cfg: DictConfig) -> Logger | None:
+    import wandb
+
+    name, group = run_name_and_group()
+    extra: dict[str, Any] = {
+        "name": node.get("name") or name,
+        "group": node.get("group") or group,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    if node.get("settings") is None:
+        extra["settings"] = {"init_timeout": INIT_TIMEOUT_S}
+    mode = resolve_mode(node.get("mode"))
+    tries = [mode] if mode == "offline" else [mode, "offline"]
+    for attempt in tries:
+        try:
+            logger = _start(node, attempt, extra)
+        except Exception as err:
+            if wandb.run is not None:
+                wandb.finish(exit_code=1)
+            then = "going on offline" if attempt != tries[-1] else "going on without W&B"
+            log.warning(
+                "W&B could not start a run in %s mode (%s: %s); %s.",
+                attempt,
+                type(err).__name__,
+                err,
+                then,
+            )
+            continue
+        if attempt == "offline" and rank_zero_only.rank == 0:
+            run_dir = Path(logger.experiment.dir).parent
+            log.info(
+                "W&B is offline: this run is saved in %s; upload it with `wandb sync %s`.",
+                run_dir,
+                run_dir,
+            )
+        return logger
+    return None
+
+
+def finish_wandb(loggers: list[Logger], failed: bool = False) -> None:
+    """End this job's W&B run, so that each job of a multirun is a run of its own."""
+    if not any(isinstance(lg, LightningWandbLogger) for lg in loggers):
+        return
+    if rank_zero_only.rank != 0:
+        return
+    import wandb
+
+    try:
+        if wandb.run is not None:
+            wandb.finish(exit_code=1 if failed else 0)
+            # finish() returns before the service has written all of the run to disk; its
+            # teardown waits for that, so the run is complete before the next job starts.
+            wandb.teardown()
+    except Exception as err:
+        log.warning("W&B failed to finish the run (%s: %s).", type(err).__name__, err)

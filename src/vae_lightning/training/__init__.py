@@ -1,0 +1,1 @@
+"""The Lightning glue of training: callbacks, checkpoints, run folders, DDP start-up, media."""
