@@ -1,6 +1,5 @@
 """Train a VAE: `python -m vae_lightning.train [key=value ...]` (Hydra app, conf/train.yaml)."""
 
-import json
 import logging
 import os
 import platform
@@ -8,7 +7,7 @@ import resource
 import statistics
 import sys
 import time
-import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +22,12 @@ from omegaconf import DictConfig, OmegaConf
 from vae_lightning.config import apply_dataset_defaults, check_train_config, config_dir
 from vae_lightning.errors import ConfigError, UserError
 from vae_lightning.tracking.wandb_options import check_wandb_config
-from vae_lightning.tracking.wandb_run import create_loggers, finish_wandb
+from vae_lightning.tracking.wandb_run import create_loggers, finish_wandb, wandb_run_id
 from vae_lightning.training.callbacks import EpochTimer
-from vae_lightning.training.checkpointing import resume_checkpoint
+from vae_lightning.training.checkpointing import check_resume_checkpoint, resume_checkpoint
 from vae_lightning.training.cuda_check import pytorch_cuda_check
 from vae_lightning.training.distributed import launched_rank, use_job_command_for_ddp_children
+from vae_lightning.training.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -37,49 +37,120 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in (group or {}).values() if node and "_target_" in node]
 
 
-def refuse_to_overwrite(output_dir: Path) -> None:
+def refuse_to_overwrite(run: RunFolder) -> None:
     """A run folder that already holds a training run is never trained into again."""
-    checkpoints = output_dir / "checkpoints"
-    has_run = (output_dir / "metrics.csv").exists() or (
-        checkpoints.is_dir() and any(checkpoints.iterdir())
-    )
-    if has_run:
+    if run.holds_run():
         raise ConfigError(
-            f"The run folder {output_dir} already holds a training run, which is left as "
-            "it is. Choose another folder (hydra.run.dir=...), or leave hydra.run.dir unset "
-            f"and pass ckpt_path={checkpoints / 'last.ckpt'} to continue that run in a new one."
+            f"The run folder {run.path} already holds a training run, which is left as it is. "
+            "Continue it with auto_resume=true, choose another folder (hydra.run.dir=...), or "
+            "leave hydra.run.dir unset and pass "
+            f"ckpt_path={run.path / 'checkpoints' / 'last.ckpt'} to continue it in a new one."
         )
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Check the config, train, test the best checkpoint; returns the final metrics."""
-    apply_dataset_defaults(cfg)
-    check_train_config(cfg)
-    check_wandb_config(cfg)
-    output_dir = Path(cfg.paths.output_dir)
-    ckpt_path = cfg.ckpt_path
-    if cfg.get("auto_resume"):
-        # A preempted or killed run continues in its own folder, from its newest checkpoint.
-        if ckpt_path is None and (found := resume_checkpoint(output_dir)):
-            ckpt_path = str(found)
-            log.info("Resuming from %s", ckpt_path)
-    elif launched_rank() == 0:
-        # Other ranks of this run share rank 0's folder, which rank 0 checks.
-        refuse_to_overwrite(output_dir)
-    # The CSV logger warns about any non-empty folder; ours always holds .hydra/.
-    warnings.filterwarnings("ignore", "Experiment logs directory .* exists and is not empty")
-    L.seed_everything(cfg.seed, workers=True)
+def check_devices(trainer_cfg: DictConfig) -> None:
+    """Refuse a GPU trainer on a machine without a CUDA GPU, before anything is created."""
+    if trainer_cfg.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={trainer_cfg.accelerator} needs a CUDA GPU, and none is visible "
+            "here. Train on the CPU with trainer=cpu (or trainer=ddp_cpu for DDP on the CPU)."
+        )
 
-    datamodule = instantiate(cfg.data)
-    if launched_rank() == 0:
-        datamodule.prepare_data()  # missing or corrupt files fail here, before any training
+
+def resume_point(cfg: DictConfig, run: RunFolder) -> tuple[Path | None, dict[str, Any]]:
+    """The checkpoint to resume from (checked) and the record of that resume, if any."""
+    ckpt_path = Path(cfg.ckpt_path) if cfg.ckpt_path is not None else None
+    if ckpt_path is None and cfg.get("auto_resume"):
+        # A preempted or killed run continues in its own folder, from its newest checkpoint.
+        ckpt_path = resume_checkpoint(run.path)
+    if ckpt_path is None:
+        return None, {}
+    step = check_resume_checkpoint(ckpt_path, cfg.model)
+    source = RunFolder(ckpt_path.resolve().parent.parent)
+    return ckpt_path, {
+        "checkpoint": str(ckpt_path),
+        "step": step,
+        "run_dir": str(source.path),
+        "wandb_run_id": source.read_summary().get("wandb_run_id"),
+    }
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Check the input, train, test the best checkpoint; returns the final metrics.
+
+    Everything that can be checked is checked before this process writes anything: the
+    config, the devices, the data files and the checkpoint to resume from. Then rank 0 claims
+    the run folder (one process at a time) and marks it running in `summary.json`. A run that
+    fails before it has written anything leaves no folder behind.
+    """
+    run = RunFolder(cfg.paths.output_dir)
+    rank_zero = launched_rank() == 0  # other ranks share rank 0's folder, which rank 0 keeps
+    try:
+        apply_dataset_defaults(cfg)
+        check_train_config(cfg)
+        check_wandb_config(cfg)
+        check_devices(cfg.trainer)
+        if rank_zero and not cfg.get("auto_resume"):
+            refuse_to_overwrite(run)
+        if run.state() == "completed" and cfg.get("auto_resume"):
+            log.info("%s already holds a completed run; nothing to do.", run.path)
+            return run.read_summary().get("metrics", {})
+        L.seed_everything(cfg.seed, workers=True)
+        datamodule = instantiate(cfg.data)
+        if rank_zero:
+            datamodule.prepare_data()  # missing or corrupt files fail here, before any training
+        ckpt_path, resumed = resume_point(cfg, run)
+        if rank_zero:
+            run.claim()
+    except UserError:
+        if rank_zero:
+            run.remove_if_empty()
+        raise
+    if ckpt_path is not None:
+        log.info("Resuming from %s (step %d)", ckpt_path, resumed["step"])
+    try:
+        return train_in(run, cfg, datamodule, ckpt_path, resumed, rank_zero)
+    finally:
+        run.release()
+
+
+def train_in(
+    run: RunFolder,
+    cfg: DictConfig,
+    datamodule: Any,
+    ckpt_path: Path | None,
+    resumed: dict[str, Any],
+    rank_zero: bool,
+) -> dict[str, float]:
+    """Train into the claimed run folder, keeping its summary.json's status true."""
+    if rank_zero:
+        summary = run.read_summary()
+        history = summary.get("resumed_from", []) + ([resumed] if resumed else [])
+        run.write_summary(
+            {
+                **summary,
+                "status": "running",
+                "started_at": summary.get("started_at") or datetime.now().isoformat(timespec="seconds"),
+                "resumed_from": history,
+            }
+        )
     model = instantiate(cfg.model, image_shape=list(datamodule.image_shape))
-    loggers = create_loggers(cfg)
+    loggers = create_loggers(
+        cfg,
+        resume_step=resumed.get("step", 0) if cfg.get("auto_resume") or resumed else None,
+        wandb_run_id=resumed.get("wandb_run_id") or run.read_summary().get("wandb_run_id"),
+    )
+    if rank_zero and (run_id := wandb_run_id(loggers)):
+        run.update_summary(wandb_run_id=run_id)
     failed = True
     try:
-        metrics = fit_and_test(cfg, datamodule, model, loggers, output_dir, ckpt_path)
+        metrics = fit_and_test(cfg, datamodule, model, loggers, run, ckpt_path)
         failed = False
         return metrics
+    except BaseException as err:
+        if rank_zero:
+            run.update_summary(status="failed", error=f"{type(err).__name__}: {err}")
+        raise
     finally:
         finish_wandb(loggers, failed)  # each job of a multirun is a W&B run of its own
 
@@ -89,8 +160,8 @@ def fit_and_test(
     datamodule: Any,
     model: L.LightningModule,
     loggers: list,
-    output_dir: Path,
-    ckpt_path: str | None,
+    run: RunFolder,
+    ckpt_path: Path | None,
 ) -> dict[str, float]:
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False
@@ -98,8 +169,7 @@ def fit_and_test(
     for logger in loggers:
         logger.log_hyperparams({"num_params": sum(p.numel() for p in model.parameters())})
     if trainer.is_global_zero:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+        OmegaConf.save(cfg, run.path / "config.yaml", resolve=True)
 
     if HydraConfig.initialized():
         use_job_command_for_ddp_children()
@@ -108,10 +178,13 @@ def fit_and_test(
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         if cfg.get("test"):
-            trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
+            best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
+            if not best:
+                log.info("No best checkpoint (no validation ran): testing the final weights.")
+            trainer.test(model, datamodule=datamodule, ckpt_path="best" if best else None)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     if trainer.is_global_zero:
-        write_summary(cfg, trainer, metrics, time.perf_counter() - start, output_dir)
+        write_summary(cfg, trainer, metrics, time.perf_counter() - start, run)
     return metrics
 
 
@@ -129,38 +202,40 @@ def machine(device: torch.device) -> str:
 
 
 def write_summary(
-    cfg: DictConfig, trainer: L.Trainer, metrics: dict[str, float], seconds: float, folder: Path
+    cfg: DictConfig, trainer: L.Trainer, metrics: dict[str, float], seconds: float, run: RunFolder
 ) -> None:
-    """`summary.json` in the run folder and a short table in the log."""
+    """`summary.json` of the completed run (atomically) and a short table in the log."""
     timer = next((c for c in trainer.callbacks if isinstance(c, EpochTimer)), EpochTimer())
     rates = timer.samples_per_sec
     checkpoint = trainer.checkpoint_callback
-    last = folder / "checkpoints" / "last.ckpt"
-    summary = {
-        "data": trainer.datamodule.name,
-        "binarize": cfg.data.get("binarize", "none"),
-        "latent_dim": cfg.model.latent_dim,
-        "epochs": trainer.current_epoch,
-        "steps": trainer.global_step,
+    last = run.path / "checkpoints" / "last.ckpt"
+    summary = run.update_summary(
+        status="completed",
+        finished_at=datetime.now().isoformat(timespec="seconds"),
+        data=trainer.datamodule.name,
+        binarize=cfg.data.get("binarize", "none"),
+        latent_dim=cfg.model.latent_dim,
+        epochs=trainer.current_epoch,
+        steps=trainer.global_step,
         # Optimiser steps x the global minibatch (per-device batch size x processes).
-        "samples_seen": trainer.global_step * cfg.data.batch_size * trainer.world_size,
-        "machine": machine(trainer.strategy.root_device),
-        "train_samples_per_sec_median": statistics.median(rates) if rates else None,
-        "wall_time_s": round(seconds, 2),
-        "first_step_unix_time": timer.first_step_unix_time,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "best_checkpoint": checkpoint.best_model_path if checkpoint else None,
-        "last_checkpoint": str(last) if last.is_file() else None,
-        "metrics": {k: metrics[k] for k in sorted(metrics) if not k.endswith("_step")},
-    }
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        samples_seen=trainer.global_step * cfg.data.batch_size * trainer.world_size,
+        machine=machine(trainer.strategy.root_device),
+        train_samples_per_sec_median=statistics.median(rates) if rates else None,
+        # This process's part: a resumed run's earlier parts are in `resumed_from`.
+        wall_time_s=round(seconds, 2),
+        first_step_unix_time=timer.first_step_unix_time,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        best_checkpoint=checkpoint.best_model_path if checkpoint else None,
+        last_checkpoint=str(last) if last.is_file() else None,
+        metrics={k: metrics[k] for k in sorted(metrics) if not k.endswith("_step")},
+    )
     rows = [(k, f"{v:.3f}") for k, v in summary["metrics"].items()]
     rows.append(("wall time (s)", f"{seconds:.1f}"))
     width = max(len(k) for k, _ in rows)
     log.info(
         "Summary (nats per data point; ELBO higher is better):\n%s\nRun folder: %s",
         "\n".join(f"  {k:<{width}}  {v:>12}" for k, v in rows),
-        folder,
+        run.path,
     )
 
 

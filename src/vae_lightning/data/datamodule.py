@@ -88,7 +88,11 @@ class InMemoryDataModule(L.LightningDataModule):
         return TensorBatchLoader(self.splits[split], batch_size, order)
 
     def train_dataloader(self) -> TensorBatchLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
+        loader = self._loader("train", self.batch_size, shuffle=True)
+        if self.trainer is not None:  # batches trained this epoch, for mid-epoch checkpoints
+            progress = self.trainer.fit_loop.epoch_loop.batch_progress
+            loader.consumed = lambda: progress.current.processed
+        return loader
 
     def val_dataloader(self) -> TensorBatchLoader:
         return self._loader("val", self.eval_batch_size, shuffle=False)

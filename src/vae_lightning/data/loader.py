@@ -1,6 +1,8 @@
 """Minibatches of an in-memory tensor by indexing: no per-sample Python work, no collation."""
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -60,17 +62,43 @@ class TensorBatchLoader:
     """Iterates over `data[indices]` in batches of `batch_size`, in the order of `sampler`.
 
     Lightning finds `sampler.set_epoch` through the `sampler` attribute, as on a DataLoader.
+    The loader is resumable mid-epoch: its state is the epoch and the number of batches
+    training has consumed (`consumed`, which the data module reads from the trainer, since
+    Lightning fetches one batch ahead), and a loader given that state starts that epoch's
+    next iteration after those batches. Lightning saves the state in checkpoints.
     """
 
     batch_sampler = None  # batches are slices of the sampler's order
 
-    def __init__(self, data: Tensor, batch_size: int, sampler: EpochOrder) -> None:
+    def __init__(
+        self,
+        data: Tensor,
+        batch_size: int,
+        sampler: EpochOrder,
+        consumed: Callable[[], int] | None = None,
+    ) -> None:
         self.data, self.batch_size, self.sampler = data, batch_size, sampler
+        self.consumed = consumed
+        self._served = 0
+        self._resume: dict[str, int] | None = None
 
     def __iter__(self):
         indices = self.sampler.indices().to(self.data.device)
-        for start in range(0, len(indices), self.batch_size):
+        first = 0
+        if self._resume is not None and self._resume["epoch"] == self.sampler.epoch:
+            first = self._resume["batches"] * self.batch_size
+        self._resume = None
+        self._served = first // self.batch_size
+        for start in range(first, len(indices), self.batch_size):
+            self._served += 1
             yield self.data[indices[start : start + self.batch_size]]
 
     def __len__(self) -> int:
         return math.ceil(len(self.sampler) / self.batch_size)
+
+    def state_dict(self) -> dict[str, Any]:
+        batches = self.consumed() if self.consumed is not None else self._served
+        return {"epoch": self.sampler.epoch, "batches": batches}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._resume = {"epoch": int(state["epoch"]), "batches": int(state["batches"])}

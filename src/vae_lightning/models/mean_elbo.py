@@ -12,14 +12,20 @@ class MeanElbo(Metric):
     Sums and counts are float64 tensors on the module's device, summed over processes under
     DDP, so the means are exact over all data points of all processes. `update` is one
     device-side accumulation per batch (no host synchronisation); NaNs are kept, so they show.
+    The running sums are saved in checkpoints, so a run resumed mid-epoch reports the same
+    epoch means as one that never stopped (checkpoints without them load too).
     """
 
     full_state_update = False
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_state("sums", torch.zeros(2, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state(
+            "sums", torch.zeros(2, dtype=torch.float64), dist_reduce_fx="sum", persistent=True
+        )
+        self.add_state(
+            "count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum", persistent=True
+        )
 
     def update(self, terms: Elbo) -> None:
         self.sums += torch.stack([terms.recon.detach(), terms.kl.detach()], dim=-1).sum(0)

@@ -18,6 +18,7 @@ from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from vae_lightning.tracking.csv_logger import CSVLogger
 from vae_lightning.tracking.wandb_options import (
     HYDRA_KEYS,
     is_wandb_node,
@@ -93,20 +94,40 @@ def _start(node: DictConfig, mode: str, extra: dict[str, Any]) -> WandbLogger:
     return logger
 
 
-def create_loggers(cfg: DictConfig) -> list[Logger]:
-    """The loggers of `cfg.logger`; W&B ones started now, falling back to offline, then off."""
+def create_loggers(
+    cfg: DictConfig, resume_step: int | None = None, wandb_run_id: str | None = None
+) -> list[Logger]:
+    """The loggers of `cfg.logger`; W&B ones started now, falling back to offline, then off.
+
+    Resuming, the CSV logger continues `metrics.csv` from `resume_step` and the W&B logger
+    continues the W&B run `wandb_run_id` (W&B's resume), so a training is one record however
+    often it was interrupted.
+    """
     loggers = []
     for key, node in (cfg.get("logger") or {}).items():
         if not node or "_target_" not in node:
             continue
-        if not is_wandb_node(node):
+        if is_wandb_node(node):
+            if (logger := start_wandb(key, node, cfg, wandb_run_id)) is not None:
+                loggers.append(logger)
+        elif issubclass(get_class(node._target_), CSVLogger):
+            loggers.append(instantiate(node, resume_step=resume_step))
+        else:
             loggers.append(instantiate(node))
-        elif (logger := start_wandb(key, node, cfg)) is not None:
-            loggers.append(logger)
     return loggers
 
 
-def start_wandb(key: str, node: DictConfig, cfg: DictConfig) -> Logger | None:
+def wandb_run_id(loggers: list[Logger]) -> str | None:
+    """The id of this process's W&B run, if one was started."""
+    for logger in loggers:
+        if isinstance(logger, LightningWandbLogger) and rank_zero_only.rank == 0:
+            return logger.experiment.id
+    return None
+
+
+def start_wandb(
+    key: str, node: DictConfig, cfg: DictConfig, run_id: str | None = None
+) -> Logger | None:
     import wandb
 
     name, group = run_name_and_group()
@@ -115,6 +136,8 @@ def start_wandb(key: str, node: DictConfig, cfg: DictConfig) -> Logger | None:
         "group": node.get("group") or group,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+    if run_id and not node.get("id"):
+        extra.update(id=run_id, resume="allow")
     if node.get("settings") is None:
         extra["settings"] = {"init_timeout": INIT_TIMEOUT_S}
     mode = resolve_mode(node.get("mode"))

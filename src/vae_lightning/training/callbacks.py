@@ -27,6 +27,9 @@ class EpochTimer(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start, self._samples = time.perf_counter(), 0
 
+    # A run resumed mid-epoch starts training without starting an epoch: time from here.
+    on_train_start = on_train_epoch_start
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._samples += len(batch)
         if batch_idx + 1 == trainer.num_training_batches and pl_module.device.type == "cuda":

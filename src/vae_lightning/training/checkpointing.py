@@ -1,13 +1,16 @@
-"""Fault tolerance: atomic checkpoint files and finding the checkpoint to resume a run from."""
+"""Fault tolerance: atomic checkpoint files, which checkpoint to resume from, and its checks."""
 
 import os
 import re
+import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
@@ -57,3 +60,79 @@ def resume_checkpoint(output_dir: Path) -> Path | None:
         candidates.append(max(hpc)[1])
     existing = [p for p in candidates if p.is_file()]
     return max(existing, key=lambda p: p.stat().st_mtime) if existing else None
+
+
+# Model settings a checkpoint's weights depend on: resuming with others cannot work.
+ARCHITECTURE_KEYS = ("latent_dim", "hidden_dims", "activation", "likelihood")
+
+
+def check_resume_checkpoint(path: Path, model_cfg: Any) -> int:
+    """Refuse a checkpoint that cannot resume this config; returns its optimiser steps.
+
+    The file is read with ``weights_only=True`` (a corrupt, truncated or foreign file is
+    refused naming it), and the model settings it was trained with must be the config's.
+    """
+    from vae_lightning.evaluation.checkpoint import CheckpointError, load_checkpoint_file
+
+    checkpoint = load_checkpoint_file(path)
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, dict) or not {"state_dict", "global_step"} <= checkpoint.keys():
+        raise CheckpointError(
+            f"{path} is not a training checkpoint of this project (it lacks the weights, the "
+            "step or the model's settings). Resume from a .ckpt file written by "
+            "`python -m vae_lightning.train`, e.g. <run>/checkpoints/last.ckpt."
+        )
+    for key in ARCHITECTURE_KEYS:
+        saved, configured = hparams.get(key), model_cfg.get(key)
+        if isinstance(configured, Sequence) and not isinstance(configured, str):
+            configured = list(configured)
+        if saved != configured:
+            raise CheckpointError(
+                f"{path} was trained with model.{key}={saved!r}, but this run's config has "
+                f"model.{key}={configured!r}. Resume with the settings of the run it comes from "
+                f"(model.{key}={saved!r}), or start a new run without ckpt_path."
+            )
+    return int(checkpoint["global_step"])
+
+
+class ModelCheckpoint(LightningModelCheckpoint):
+    """Lightning's ModelCheckpoint that keeps the best checkpoint when a run is resumed into a
+    new folder (``ckpt_path=``): the best file is copied into the new folder and its score is
+    ranked against, where Lightning would warn that the folder changed and start ranking
+    afresh."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and Path(old).resolve() != Path(self.dirpath).resolve():
+            new = {
+                path: str(copy_atomically(Path(path), Path(self.dirpath) / Path(path).name))
+                for path in state_dict.get("best_k_models", {})
+                if Path(path).is_file()
+            }
+            state_dict = {
+                **state_dict,
+                "dirpath": self.dirpath,
+                "best_model_path": new.get(state_dict.get("best_model_path"), ""),
+                "kth_best_model_path": new.get(state_dict.get("kth_best_model_path"), ""),
+                "best_k_models": {
+                    new[p]: s for p, s in state_dict.get("best_k_models", {}).items() if p in new
+                },
+                "last_model_path": "",
+            }
+        super().load_state_dict(state_dict)
+
+
+def copy_atomically(source: Path, target: Path) -> Path:
+    """Copy `source` to `target` through a temporary file; an existing target is kept."""
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
