@@ -28,3 +28,33 @@ class PoisonAtStep(L.Callback):
         if trainer.global_step == self.step:
             with torch.no_grad():
                 next(pl_module.parameters()).fill_(float("nan"))
+
+
+class KillDuringCheckpointWrite(L.Callback):
+    """SIGKILLs this process halfway through writing the first checkpoint at or after `step`."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        if trainer.global_step < self.step:
+            return
+        from vae_lightning.training import checkpointing
+
+        def dies_mid_write(obj, file, *args, **kwargs):
+            file.write(b"the first bytes of a checkpoint")
+            file.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        checkpointing.torch.save = dies_mid_write
+
+
+class SignalAtStep(L.Callback):
+    """Sends this process SIGUSR1 (SLURM's pre-emption warning) at global step `step`."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGUSR1)

@@ -125,12 +125,13 @@ def train_in(
     """Train into the claimed run folder, keeping its summary.json's status true."""
     if rank_zero:
         summary = run.read_summary()
+        started = datetime.now().isoformat(timespec="seconds")
         history = summary.get("resumed_from", []) + ([resumed] if resumed else [])
         run.write_summary(
             {
                 **summary,
                 "status": "running",
-                "started_at": summary.get("started_at") or datetime.now().isoformat(timespec="seconds"),
+                "started_at": summary.get("started_at", started),
                 "resumed_from": history,
             }
         )

@@ -114,9 +114,15 @@ class RngState(L.Callback):
 
     Dynamic binarisation and the reparameterisation noise draw from the global generators,
     which Lightning does not checkpoint; with this callback a run resumed from a checkpoint
-    draws the same numbers as one that never stopped. Under DDP each rank's state is kept
-    and restored to the same rank (when resumed on the same number of processes).
+    draws the same numbers as one that never stopped. The state saved is the one at the end
+    of the last completed training batch (a copy of a few kB per step), so a checkpoint taken
+    while a batch is under way (SLURM's SIGUSR1 handler) resumes that batch with its own draws.
+    Under DDP each rank's state is kept and restored to the same rank (when resumed on the
+    same number of processes).
     """
+
+    def __init__(self) -> None:
+        self._after_last_batch: dict[str, Any] | None = None
 
     @staticmethod
     def _local_state() -> dict[str, Any]:
@@ -125,13 +131,20 @@ class RngState(L.Callback):
             state["cuda"] = torch.cuda.get_rng_state()
         return state
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._after_last_batch = self._local_state()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._after_last_batch = None  # nothing drawn for this epoch yet
+
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        states = [self._local_state()]
+        local = self._after_last_batch or self._local_state()
+        states = [local]
         if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
             states = [None] * trainer.world_size
-            dist.all_gather_object(states, self._local_state())
+            dist.all_gather_object(states, local)
         checkpoint["rng_states"] = states
 
     def on_load_checkpoint(

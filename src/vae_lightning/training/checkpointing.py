@@ -96,10 +96,26 @@ def check_resume_checkpoint(path: Path, model_cfg: Any) -> int:
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
-    """Lightning's ModelCheckpoint that keeps the best checkpoint when a run is resumed into a
-    new folder (``ckpt_path=``): the best file is copied into the new folder and its score is
-    ranked against, where Lightning would warn that the folder changed and start ranking
-    afresh."""
+    """Lightning's ModelCheckpoint, with two fixes for resumed runs.
+
+    - Resumed into a new folder (``ckpt_path=``), it keeps the best checkpoint: the best file
+      is copied into the new folder and its score is ranked against, where Lightning would
+      warn that the folder changed and start ranking afresh.
+    - After any resume, the step at which metrics are logged is the optimiser step again.
+      Lightning re-derives that counter assuming the checkpoint was saved at a batch's end; one
+      saved elsewhere in a step (SLURM's SIGUSR1 handler saves wherever the signal lands)
+      would shift every later logged step by one.
+    """
+
+    _restored = False
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        self._restored = True
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._restored:  # the first batch after a resume: one optimiser, one step a batch
+            trainer.fit_loop.epoch_loop._batches_that_stepped = trainer.global_step
+            self._restored = False
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         old = state_dict.get("dirpath")
