@@ -92,6 +92,13 @@ def test_elbo_objective_is_the_unchanged_elbo_loss_and_weights_only_the_kl(berno
     assert torch.equal(weighted.terms.elbo, plain.elbo)  # the reported ELBO is unweighted
 
 
+def test_iwae_terms_are_float32_under_bf16_autocast():
+    model = VAE(image_shape=[28, 28], latent_dim=2, hidden_dims=[32], objective="iwae")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        result = model(torch.rand(4, 28, 28).round())
+    assert result.bound.dtype == result.terms.elbo.dtype == result.loss.dtype == torch.float32
+
+
 @pytest.fixture
 def ppca_data() -> tuple[PPCAParameters, Tensor]:
     generator = torch.Generator().manual_seed(5)

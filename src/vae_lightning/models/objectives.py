@@ -38,10 +38,12 @@ def log_weight_terms(
 
     eps: (K, batch, latent). With p(z) = N(0, I) and q(z|x) = N(mu, diag sigma^2),
     log p(z) - log q(z|x) = -1/2 sum_j (z_j^2 - eps_j^2 - log sigma_j^2), the log 2pi terms
-    cancelling; computed in float32. Differentiable with respect to everything.
+    cancelling. z and both terms are float32 (or wider) under mixed precision too, so the
+    ratio is that of the z the decoder sees. Differentiable with respect to everything.
     """
+    mu, logvar, eps = (t.float() for t in (mu, logvar, eps))
     z = mu + torch.exp(0.5 * logvar) * eps
-    log_prior_ratio = -0.5 * (z.float().pow(2) - eps.float().pow(2) - logvar.float()).sum(-1)
+    log_prior_ratio = -0.5 * (z.pow(2) - eps.pow(2) - logvar).sum(-1)
     return decoder.log_likelihood(x.flatten(1), z), log_prior_ratio
 
 
@@ -79,7 +81,7 @@ def iwae_objective(
     Carlo KL), so the reported elbo is 1/k sum_i log w_i <= L_k, equal at k = 1.
     """
     mu, logvar = vae.encoder(x)
-    eps = torch.randn((num_samples, *mu.shape), dtype=mu.dtype, device=mu.device)
+    eps = torch.randn((num_samples, *mu.shape), device=mu.device)
     log_px_given_z, log_prior_ratio = log_weight_terms(vae.decoder, x, mu, logvar, eps)
     log_k = math.log(num_samples)
     bound = torch.logsumexp(log_px_given_z + log_prior_ratio, dim=0) - log_k
