@@ -92,7 +92,7 @@ def test_bf16_mixed_trains_close_to_fp32_with_fp32_elbo_terms(tiny_data, compose
 
     model = VAE(image_shape=[28, 28], latent_dim=2, hidden_dims=[32])
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        terms = model(torch.rand(4, 28, 28).round())
+        terms = model(torch.rand(4, 28, 28).round()).terms
     assert terms.recon.dtype == terms.kl.dtype == terms.elbo.dtype == torch.float32
 
 

@@ -11,6 +11,7 @@ from vae_lightning.data.datamodule import BINARIZATIONS
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.decoders import CONTINUOUS_LIKELIHOODS, LIKELIHOODS
 from vae_lightning.models.mlp import ACTIVATIONS
+from vae_lightning.models.objectives import OBJECTIVES
 
 
 def config_dir() -> str:
@@ -74,6 +75,13 @@ def check_model_config(model: DictConfig) -> None:
         _fail("model.variance", variance, "null (learned) or a positive number")
     if not _positive_number(min_variance := model.get("min_variance")):
         _fail("model.min_variance", min_variance, "a positive number, e.g. 1e-4")
+    if (objective := model.get("objective", "elbo")) not in OBJECTIVES:
+        _fail("model.objective", objective, f"one of {', '.join(OBJECTIVES)}")
+    beta = model.get("kl_weight", 1.0)
+    if not (isinstance(beta, int | float) and not isinstance(beta, bool) and beta >= 0):
+        _fail("model.kl_weight", beta, "a number >= 0 (1: the ELBO)")
+    if not (_is_int(warmup := model.get("kl_warmup_steps", 0)) and warmup >= 0):
+        _fail("model.kl_warmup_steps", warmup, "an integer >= 0 (0: no KL warm-up)")
 
 
 def check_data_config(data: DictConfig) -> None:

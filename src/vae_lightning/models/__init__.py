@@ -1,19 +1,33 @@
-"""Encoders q(z|x), decoders p(x|z), the ELBO and the Lightning module that trains them."""
+"""Encoders q(z|x), decoders p(x|z), the objectives and the Lightning module that trains them."""
 
 from vae_lightning.models.decoders import BernoulliDecoder, GaussianDecoder, build_decoder
 from vae_lightning.models.elbo import Elbo, gaussian_kl, reparameterize
 from vae_lightning.models.encoder import GaussianEncoder
 from vae_lightning.models.lit_vae import VAE
+from vae_lightning.models.objectives import (
+    OBJECTIVES,
+    Objective,
+    elbo_objective,
+    iwae_objective,
+    kl_weight_at,
+    log_weights,
+)
 from vae_lightning.models.vae import VariationalAutoencoder
 
 __all__ = [
+    "OBJECTIVES",
     "VAE",
     "BernoulliDecoder",
     "Elbo",
     "GaussianDecoder",
     "GaussianEncoder",
+    "Objective",
     "VariationalAutoencoder",
     "build_decoder",
+    "elbo_objective",
     "gaussian_kl",
+    "iwae_objective",
+    "kl_weight_at",
+    "log_weights",
     "reparameterize",
 ]

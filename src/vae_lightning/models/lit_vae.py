@@ -1,4 +1,4 @@
-"""The Lightning module: trains a VariationalAutoencoder by maximising the ELBO."""
+"""The Lightning module: trains a VariationalAutoencoder by maximising the ELBO or L_k."""
 
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -9,8 +9,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from vae_lightning.models.elbo import Elbo
 from vae_lightning.models.mean_elbo import MeanElbo
+from vae_lightning.models.objectives import BOUND_NAMES, OBJECTIVES, Objective, kl_weight_at
 from vae_lightning.models.vae import VariationalAutoencoder
 
 SPLITS = ("train", "val", "test")
@@ -25,12 +25,16 @@ def _plain(value: Any) -> Any:
 
 
 class VAE(L.LightningModule):
-    """Auto-Encoding Variational Bayes: encoder, decoder and the ELBO loss.
+    """Auto-Encoding Variational Bayes: encoder, decoder and the training objective.
 
-    Logs ``{train,val,test}/{elbo,recon,kl}`` in nats per data point, where ``recon`` is
-    -E_q[log p(x|z)] and ``elbo = -(recon + kl)``, and ``train/lr`` at each epoch's end.
-    The loss is -ELBO averaged over the batch.
-    ``optimizer`` and ``scheduler`` are Hydra configs with ``_partial_: true``.
+    ``objective``: 'elbo' (the ELBO with L = ``num_samples`` draws) or 'iwae' (the
+    importance-weighted bound L_k, k = ``num_samples``); see models/objectives.py. The KL
+    term of the training loss is weighted by ``kl_weight``, reached linearly from 0 over
+    the first ``kl_warmup_steps`` optimiser steps (0: no warm-up).
+    Logs ``{train,val,test}/{elbo,recon,kl}`` in nats per data point, always the true ELBO
+    (weight 1), where ``recon`` is -E_q[log p(x|z)] and ``elbo = -(recon + kl)``; for
+    'iwae' also ``{split}/iwae_bound``; ``train/lr`` and ``train/kl_weight`` at each
+    epoch's end. ``optimizer`` and ``scheduler`` are Hydra configs with ``_partial_: true``.
     """
 
     def __init__(
@@ -43,6 +47,9 @@ class VAE(L.LightningModule):
         variance: float | None = None,
         min_variance: float = 1e-4,
         num_samples: int = 1,
+        objective: str = "elbo",
+        kl_weight: float = 1.0,
+        kl_warmup_steps: int = 0,
         optimizer: Mapping[str, Any] | None = None,
         scheduler: Mapping[str, Any] | None = None,
         compile: bool = False,
@@ -58,6 +65,9 @@ class VAE(L.LightningModule):
                 "variance": variance,
                 "min_variance": min_variance,
                 "num_samples": num_samples,
+                "objective": objective,
+                "kl_weight": kl_weight,
+                "kl_warmup_steps": kl_warmup_steps,
                 "optimizer": _plain(optimizer),
                 "scheduler": _plain(scheduler),
                 "compile": compile,
@@ -66,26 +76,38 @@ class VAE(L.LightningModule):
         self.vae = VariationalAutoencoder(
             image_shape, latent_dim, hidden_dims, activation, likelihood, variance, min_variance
         )
-        self._elbo = torch.compile(self.vae.elbo) if compile else self.vae.elbo
+        if objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}")
+        self._objective = torch.compile(OBJECTIVES[objective]) if compile else OBJECTIVES[objective]
+        self.bound_name = BOUND_NAMES[objective]
         # Means over each epoch's data points, summed over processes under DDP.
-        self.mean_elbo = nn.ModuleDict({f"{split}_elbo": MeanElbo() for split in SPLITS})
+        self.mean_elbo = nn.ModuleDict(
+            {f"{split}_elbo": MeanElbo(self.bound_name) for split in SPLITS}
+        )
 
-    def forward(self, x: Tensor) -> Elbo:
-        return self._elbo(x, self.hparams.num_samples)
+    def kl_weight(self) -> float:
+        """The KL weight beta of the next training step (after `global_step` steps)."""
+        hparams = self.hparams
+        return kl_weight_at(self.global_step, hparams.kl_weight, hparams.kl_warmup_steps)
+
+    def forward(self, x: Tensor, kl_weight: float = 1.0) -> Objective:
+        return self._objective(self.vae, x, self.hparams.num_samples, kl_weight)
 
     def _step(self, x: Tensor, split: str) -> Tensor:
-        terms = self(x)
-        self.mean_elbo[f"{split}_elbo"].update(terms)
+        result = self(x, self.kl_weight() if split == "train" else 1.0)
+        self.mean_elbo[f"{split}_elbo"].update(result.terms, result.bound)
         # Lightning writes step values every `log_every_n_steps` steps and drops the others;
         # `self.log` costs about as much as a small model's step, so call it only then.
         if split == "train" and (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             for name in TERMS:
-                value = getattr(terms, name).detach().mean()
+                value = getattr(result.terms, name).detach().mean()
                 self.log(f"train/{name}_step", value, prog_bar=name == "elbo")
-        return terms.loss
+            if result.bound is not None:
+                self.log(f"train/{self.bound_name}_step", result.bound.detach().mean())
+        return result.loss
 
     def _log_epoch(self, split: str) -> None:
-        """Log `{split}/{elbo,recon,kl}`: means over the epoch's data points, all processes."""
+        """Log `{split}/{elbo,recon,kl}` (and the bound): means over the epoch's data points."""
         for name, value in self.mean_elbo[f"{split}_elbo"].compute().items():
             self.log(f"{split}/{name}", value)
         self.mean_elbo[f"{split}_elbo"].reset()
@@ -93,6 +115,7 @@ class VAE(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
         self.log("train/lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]))
+        self.log("train/kl_weight", self.kl_weight())
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
