@@ -269,3 +269,29 @@ def test_sigusr1_saves_an_hpc_checkpoint_and_the_requeued_job_resumes(
     requeued = run_cli("vae_lightning.train", args, tmp_path, **_env(), **slurm)
     assert requeued.returncode == 0, requeued.stderr[-3000:]
     _assert_same_record(run, uninterrupted)
+
+
+def test_unpacked_copies_are_used_only_from_the_named_folders_verified_files(tiny_data, tmp_path):
+    cache = tmp_path / "cache"
+    args = [*tiny_overrides(tiny_data, tmp_path), "trainer.max_epochs=1", "test=false"]
+    first = run_cli("vae_lightning.train", [*args, f"hydra.run.dir={tmp_path / 'a'}"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    copy = cache / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    size = copy.stat().st_size
+
+    # The cache holds unpacked copies, but the folder named on the command line is empty.
+    (tmp_path / "empty").mkdir()
+    empty = run_cli(
+        "vae_lightning.train",
+        [*args, f"paths.data_dir={tmp_path / 'empty'}", f"hydra.run.dir={tmp_path / 'b'}"],
+        tmp_path,
+    )
+    assert empty.returncode == 2
+    assert str(tmp_path / "empty") in empty.stdout + empty.stderr
+    assert not (tmp_path / "b").exists()
+
+    # A truncated unpacked copy is unpacked again from the verified .gz, not read.
+    copy.write_bytes(copy.read_bytes()[: size // 2])
+    again = run_cli("vae_lightning.train", [*args, f"hydra.run.dir={tmp_path / 'c'}"], tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert copy.stat().st_size == size

@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -87,4 +88,26 @@ def gunzip(source: Path, target: Path) -> Path:
     ):
         shutil.copyfileobj(src, out)
     os.replace(out.name, target)
+    return target
+
+
+def unpacked_copy(source: Path, source_md5: str, target: Path) -> Path:
+    """`target`, the verified `source` gunzipped, unpacked again unless provably from it.
+
+    Beside the copy, ``<target>.source.json`` records the md5 of the file it was unpacked from
+    and its own size; it is written after the copy, so a copy without a matching manifest
+    (foreign, truncated, or cut short by a crash) is never used.
+    """
+    manifest = target.with_name(target.name + ".source.json")
+    try:
+        record = json.loads(manifest.read_text())
+        if record["source_md5"] == source_md5 and record["size"] == target.stat().st_size:
+            return target
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    gunzip(source, target)
+    record = {"source": str(source), "source_md5": source_md5, "size": target.stat().st_size}
+    tmp = manifest.with_name(f".{manifest.name}.tmp")
+    tmp.write_text(json.dumps(record) + "\n")
+    os.replace(tmp, manifest)
     return target

@@ -8,7 +8,7 @@ from torchvision.datasets import MNIST
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from vae_lightning.data.datamodule import InMemoryDataModule
-from vae_lightning.data.files import fetch, gunzip
+from vae_lightning.data.files import fetch, unpacked_copy
 
 # The four original files by role, and their md5 sums as torchvision lists them.
 MNIST_FILES = {
@@ -47,27 +47,29 @@ class MNISTDataModule(InMemoryDataModule):
         self.checksums = dict(checksums or MNIST_MD5)
         self.mirrors = list(mirrors or MNIST.mirrors)
 
-    def _unpacked(self, role: str) -> Path | None:
-        name = MNIST_FILES[role].removesuffix(".gz")
-        for folder in (self.data_dir / "MNIST" / "raw", self.cache_dir / "MNIST" / "raw"):
-            if (folder / name).is_file():
-                return folder / name
-        return None
+    def locate(self) -> dict[str, Path]:
+        """{role: unpacked file} from the verified `.gz` files in ``<data_dir>/MNIST/raw``.
 
-    def locate(self) -> None:
-        folders = [self.data_dir / "MNIST" / "raw", self.cache_dir / "MNIST" / "raw"]
+        Only the folder the user named is read (missing files are downloaded into it). An
+        unpacked copy in the cache is used only when its manifest says it was unpacked from a
+        file with this md5 and its size still matches; otherwise it is unpacked again.
+        """
+        folder = self.data_dir / "MNIST" / "raw"
+        unpacked = {}
         for role, gz_name in MNIST_FILES.items():
-            if self._unpacked(role) is None:
-                urls = [mirror + gz_name for mirror in self.mirrors]
-                gz = fetch(gz_name, folders, urls, {"md5": self.checksums[role]}, self.download)
-                gunzip(gz, folders[1] / gz_name.removesuffix(".gz"))
+            urls = [mirror + gz_name for mirror in self.mirrors]
+            md5 = self.checksums[role]
+            gz = fetch(gz_name, [folder], urls, {"md5": md5}, self.download)
+            target = self.cache_dir / "MNIST" / "raw" / gz_name.removesuffix(".gz")
+            unpacked[role] = unpacked_copy(gz, md5, target)
+        return unpacked
 
     def load(self) -> dict[str, tuple[Tensor, Tensor | None]]:
-        self.locate()
+        files = self.locate()
         images = {}
         for split in ("train", "test"):
-            pixels = read_image_file(str(self._unpacked(f"{split}_images")))
-            labels = read_label_file(str(self._unpacked(f"{split}_labels")))
+            pixels = read_image_file(str(files[f"{split}_images"]))
+            labels = read_label_file(str(files[f"{split}_labels"]))
             images[split] = (pixels.unsqueeze(1).float().div_(255), labels)
         train_x, train_y = images["train"]
         order = torch.randperm(
