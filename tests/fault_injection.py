@@ -5,15 +5,19 @@ import signal
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 
 
 class KillAtStep(L.Callback):
-    """SIGKILLs this process when training reaches global step `step` (mid-epoch)."""
+    """SIGKILLs this process when training reaches global step `step` (mid-epoch); with
+    `job`, only in that job of a multirun."""
 
-    def __init__(self, step: int) -> None:
-        self.step = step
+    def __init__(self, step: int, job: int | None = None) -> None:
+        self.step, self.job = step, job
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.job is not None and HydraConfig.get().job.num != self.job:
+            return
         if trainer.global_step == self.step:
             os.kill(os.getpid(), signal.SIGKILL)
 

@@ -295,3 +295,43 @@ def test_unpacked_copies_are_used_only_from_the_named_folders_verified_files(tin
     again = run_cli("vae_lightning.train", [*args, f"hydra.run.dir={tmp_path / 'c'}"], tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert copy.stat().st_size == size
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_during_job_3_resumes_without_retraining_finished_jobs(tiny_data, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m",
+        *tiny_overrides(tiny_data, tmp_path),
+        *ARGS,
+        "model.latent_dim=2,3,4,5",
+        f"hydra.sweep.dir={sweep}",
+        "auto_resume=true",
+    ]
+    kill = [
+        "+callbacks.kill._target_=fault_injection.KillAtStep",
+        "+callbacks.kill.step=7",
+        "+callbacks.kill.job=2",
+    ]
+    killed = run_cli("vae_lightning.train", [*args, *kill], tmp_path, **_env())
+    assert killed.returncode == -signal.SIGKILL
+    assert [RunFolder(sweep / str(j)).state() for j in range(4)] == [
+        "completed",
+        "completed",
+        "interrupted",
+        "new",
+    ]
+    finished = {
+        p: p.read_bytes()
+        for j in (0, 1)
+        for p in (sweep / str(j)).rglob("*")
+        if p.is_file() and ".hydra" not in p.parts and p.name != "train.log"
+    }
+
+    again = run_cli("vae_lightning.train", args, tmp_path, **_env())
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert all(path.read_bytes() == content for path, content in finished.items())
+    assert [RunFolder(sweep / str(j)).state() for j in range(4)] == ["completed"] * 4
+    resumed = json.loads((sweep / "2" / "summary.json").read_text())["resumed_from"]
+    assert [r["step"] for r in resumed] == [6]
+    assert "already holds a completed run" in again.stdout + again.stderr
