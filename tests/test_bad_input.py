@@ -21,6 +21,11 @@ from vae_lightning.train import train
         ("data.batch_size=0", ConfigError, ["data.batch_size"]),
         ("model.likelihood=gaussian", ConfigError, ["model.likelihood=gaussian", "data.binarize"]),
         ("ckpt_path=nowhere.ckpt", ConfigError, ["ckpt_path", "nowhere.ckpt"]),
+        (
+            "callbacks.interval_checkpoint.every_n_train_steps=100",
+            ConfigError,
+            ["every_n_train_steps", "train_time_interval=null"],
+        ),
         ("paths.data_dir=/nonexistent", DataError, ["train-images-idx3-ubyte.gz", "VAE_DATA_DIR"]),
     ],
 )

@@ -105,6 +105,13 @@ def check_train_config(cfg: DictConfig) -> None:
             "Gaussian density on binary pixels has no upper bound (its variance collapses). "
             "Use model.likelihood=bernoulli for binarised data, or data.binarize=none."
         )
+    interval = (cfg.get("callbacks") or {}).get("interval_checkpoint") or {}
+    if interval.get("every_n_train_steps") and interval.get("train_time_interval"):
+        raise ConfigError(
+            "callbacks.interval_checkpoint: set every_n_train_steps or train_time_interval, not "
+            "both; e.g. callbacks.interval_checkpoint.every_n_train_steps=1000 "
+            "callbacks.interval_checkpoint.train_time_interval=null."
+        )
     if cfg.get("ckpt_path") is not None and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(
             f"ckpt_path={cfg.ckpt_path!r} is not a file. Give the path of a checkpoint to "
