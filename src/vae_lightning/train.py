@@ -124,7 +124,8 @@ def train_in(
 ) -> dict[str, float]:
     """Train into the claimed run folder, keeping its summary.json's status true."""
     if rank_zero:
-        summary = run.read_summary()
+        # A run resumed after a failure is running again: the old error no longer describes it.
+        summary = {k: v for k, v in run.read_summary().items() if k != "error"}
         started = datetime.now().isoformat(timespec="seconds")
         history = summary.get("resumed_from", []) + ([resumed] if resumed else [])
         run.write_summary(
