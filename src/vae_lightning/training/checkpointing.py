@@ -120,11 +120,12 @@ class ModelCheckpoint(LightningModelCheckpoint):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         old = state_dict.get("dirpath")
         if old and self.dirpath and Path(old).resolve() != Path(self.dirpath).resolve():
-            new = {
-                path: str(copy_atomically(Path(path), Path(self.dirpath) / Path(path).name))
-                for path in state_dict.get("best_k_models", {})
-                if Path(path).is_file()
-            }
+            new = {}
+            for path in state_dict.get("best_k_models", {}):
+                here = Path(self.dirpath) / Path(path).name  # also where a moved folder has it
+                if Path(path).is_file() or here.is_file():
+                    source = Path(path) if Path(path).is_file() else here
+                    new[path] = str(copy_atomically(source, here))
             state_dict = {
                 **state_dict,
                 "dirpath": self.dirpath,
