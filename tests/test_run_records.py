@@ -335,3 +335,16 @@ def test_a_sweep_killed_during_job_3_resumes_without_retraining_finished_jobs(ti
     resumed = json.loads((sweep / "2" / "summary.json").read_text())["resumed_from"]
     assert [r["step"] for r in resumed] == [6]
     assert "already holds a completed run" in again.stdout + again.stderr
+
+
+def test_last_checkpoint_is_written_at_every_epoch_end_even_without_a_new_best(
+    tiny_data, compose_train, tmp_path
+):
+    from vae_lightning.train import train
+
+    # Learning rate 0: the validation ELBO never improves after the first epoch.
+    cfg = compose_train([*tiny_overrides(tiny_data, tmp_path), *ARGS, "model.optimizer.lr=0"])
+    train(cfg)
+    checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
+    assert [p.name for p in checkpoints.glob("best-*.ckpt")] == ["best-epoch000.ckpt"]
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 15

@@ -96,7 +96,8 @@ def check_resume_checkpoint(path: Path, model_cfg: Any) -> int:
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
-    """Lightning's ModelCheckpoint, with two fixes for resumed runs.
+    """Lightning's ModelCheckpoint, writing `last.ckpt` at every epoch's end (Lightning writes
+    it only with a new best checkpoint), with two fixes for resumed runs.
 
     - Resumed into a new folder (``ckpt_path=``), it keeps the best checkpoint: the best file
       is copied into the new folder and its score is ranked against, where Lightning would
@@ -108,6 +109,27 @@ class ModelCheckpoint(LightningModelCheckpoint):
     """
 
     _restored = False
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._save_last_if_missing(trainer, at_train_epoch_end=True)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._save_last_if_missing(trainer, at_train_epoch_end=False)
+
+    def _save_last_if_missing(self, trainer, at_train_epoch_end: bool) -> None:
+        """Lightning writes last.ckpt only when it saves a best checkpoint; a run to resume
+        needs it at every epoch's end, improved or not."""
+        if (
+            self.save_last
+            and self._every_n_epochs >= 1
+            and trainer.state.fn == "fit"
+            and not trainer.sanity_checking
+            and self._last_global_step_saved != trainer.global_step
+            and self._should_save_on_train_epoch_end(trainer) == at_train_epoch_end
+        ):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         self._restored = True
