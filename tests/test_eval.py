@@ -214,6 +214,7 @@ def bad_inputs(run: Path, tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "K < 1": ([f"ckpt_path={run}", "num_importance_samples=0"], "num_importance_samples"),
         "unknown split": ([f"ckpt_path={run}", "split=train"], "split"),
         "subset seed": ([f"ckpt_path={run}", "subset_seed=one"], "subset_seed"),
+        "threads": ([f"ckpt_path={run}", "threads=0"], "threads"),
         "no ckpt_path": ([], "ckpt_path"),
     }
 

@@ -188,6 +188,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Check the input, evaluate the checkpoint, write eval.json and the figures."""
     start = time.perf_counter()
     check_eval_config(cfg)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     checkpoint = resolve_checkpoint(cfg.ckpt_path)
     module = load_model(checkpoint).to(cfg.device)
     run = run_folder_of(checkpoint)
