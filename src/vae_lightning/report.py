@@ -96,7 +96,9 @@ def load_record(folder: Path) -> Record:
         data=data._target_.rsplit(".", 1)[-1],
         summary=summary,
         # samples seen / steps is the global minibatch (all processes).
-        batch_size=summary["samples_seen"] // steps if steps else data.batch_size,
+        batch_size=summary.get("samples_seen", steps * data.batch_size) // steps
+        if steps
+        else data.batch_size,
         evaluation=json.loads(evaluations[0].read_text()) if evaluations else None,
         eval_folder=evaluations[0].parent if evaluations else None,
     )
