@@ -70,6 +70,10 @@ def test_cli_evaluates_a_run_folder(mnist_run, tmp_path):
     gap = metrics["log_likelihood_is"]["mean"] - elbo
     assert metrics["is_minus_elbo"]["mean"] == pytest.approx(gap)
     assert "log_likelihood_exact" not in metrics
+    coverage = record["latent_coverage"]  # of the 2-D latent means against the manifold grid
+    assert coverage["grid_half_width"] == pytest.approx(1.96, abs=0.01)
+    low, middle, high = coverage["mean_percentiles_1_50_99"]
+    assert low[0] <= middle[0] <= high[0] and 0 <= coverage["fraction_inside_grid"] <= 1
     # Figures: 28 x 28 digits with 2-pixel padding; the manifold is 20 x 20 unpadded digits.
     assert [row["index"] for row in per_point(folder)] == [str(i) for i in range(100)]
     sizes = {p.name: Image.open(p).size for p in folder.glob("*.png")}

@@ -108,6 +108,21 @@ def new_eval_folder(run: Path, split: str) -> Path:
     return folder
 
 
+def latent_coverage(vae: VariationalAutoencoder, points: Points, cfg: DictConfig) -> dict:
+    """Where the evaluated points' latent means mu(x) lie against the manifold's grid, which
+    spans the prior's quantiles: the 1st, 50th and 99th percentiles of each coordinate and
+    the fraction of the means inside the grid's square. A grid beyond the data decodes
+    latents no image maps to."""
+    means = latent_means(vae, points.images, cfg.batch_size)
+    edge = figures.manifold_latents(cfg.manifold_size).max().item()
+    quantiles = torch.quantile(means, torch.tensor([0.01, 0.5, 0.99]), dim=0)
+    return {
+        "grid_half_width": round(edge, 4),
+        "mean_percentiles_1_50_99": [[round(v, 4) for v in q] for q in quantiles.tolist()],
+        "fraction_inside_grid": (means.abs() <= edge).all(1).float().mean().item(),
+    }
+
+
 def save_figures(
     cfg: DictConfig, vae: VariationalAutoencoder, points: Points, folder: Path
 ) -> list[str]:
@@ -203,6 +218,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     )
     write_per_point(folder / "per_point.csv", points.indices, per_point)
     figure_names = save_figures(cfg, module.vae, points, folder)
+    latent = module.hparams.latent_dim
     seconds["total"] = time.perf_counter() - start
     record = {
         "checkpoint": str(checkpoint.resolve()),
@@ -223,6 +239,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "figures": figure_names,
         "manifold_size": cfg.manifold_size,
+        "latent_coverage": latent_coverage(module.vae, points, cfg) if latent == 2 else None,
         "evaluated_at": datetime.now().isoformat(timespec="seconds"),
     }
     (folder / "eval.json").write_text(json.dumps(record, indent=2) + "\n")
