@@ -3,7 +3,9 @@ evaluation, its records, and the report regenerated from them byte for byte."""
 
 import filecmp
 import itertools
+import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,13 @@ def test_records_hold_the_small_files_and_are_never_overwritten(records):
     assert not (folder / "mnist_latent3_5e2" / "eval.json").exists()  # never evaluated
     again = run_cli("vae_lightning.evaluation.record", ["sweep/1", "--into", "records"], records)
     assert again.returncode == 2 and "exists already" in again.stderr
+    unfinished = records / "unfinished"
+    shutil.copytree(records / "sweep" / "1", unfinished)
+    (unfinished / "summary.json").write_text(json.dumps({"status": "running", "latent_dim": 3}))
+    refused = run_cli(
+        "vae_lightning.evaluation.record", ["unfinished", "--into", "records"], records
+    )
+    assert refused.returncode == 2 and "status='running'" in refused.stderr
     replace = ["sweep/1", "--into", "records", "--replace"]
     assert run_cli("vae_lightning.evaluation.record", replace, records).returncode == 0
     assert sorted(p.name for p in folder.iterdir())[1:] == [

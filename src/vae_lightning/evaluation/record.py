@@ -54,6 +54,12 @@ def collect(
             f"{run} is not a finished run folder of `python -m vae_lightning.train` (missing: "
             f"{', '.join(missing)}). Give the folder holding its summary.json."
         )
+    status = json.loads((run / "summary.json").read_text()).get("status", "completed")
+    if status != "completed":
+        raise UserError(
+            f"{run} is a run whose summary.json says status={status!r}, not 'completed': "
+            "record it once it has finished (resume it first if it stopped)."
+        )
     evaluation = evaluation or newest_test_evaluation(run)
     if evaluation is not None and not (evaluation / "eval.json").is_file():
         raise UserError(f"--eval {evaluation} holds no eval.json: give an evaluation folder.")
