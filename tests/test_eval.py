@@ -1,5 +1,7 @@
 """Evaluation through the real entry points: train a tiny model, evaluate its checkpoint."""
 
+import csv
+import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -48,6 +50,12 @@ def test_cli_evaluates_a_run_folder(mnist_run, tmp_path):
     record = json.loads((folder / "eval.json").read_text())
     assert record["checkpoint"] == str(next((mnist_run / "checkpoints").glob("best-*.ckpt")))
     assert record["split"] == "test" and record["num_data_points"] == 100
+    assert record["subset"] == {
+        "num_points": 100,
+        "split_size": 100,
+        "seed": None,
+        "indices_sha256": "all",
+    }
     assert record["num_importance_samples"] == 50 and record["seed"] == 0
     assert record["binarize"] == "dynamic" and record["latent_dim"] == 2
     assert record["seconds"]["total"] > 0
@@ -56,8 +64,18 @@ def test_cli_evaluates_a_run_folder(mnist_run, tmp_path):
     assert elbo == pytest.approx(-(recon + kl))
     assert metrics["log_likelihood_is"]["mean"] >= elbo
     assert 0 < metrics["log_likelihood_is"]["sem"] < 10
+    # K = 50 is the combination of two independent estimates at K = 25, each lower on average.
+    assert metrics["log_likelihood_is_half_k"]["mean"] <= metrics["log_likelihood_is"]["mean"]
+    assert metrics["is_half_k_difference"]["sem"] > 0
+    gap = metrics["log_likelihood_is"]["mean"] - elbo
+    assert metrics["is_minus_elbo"]["mean"] == pytest.approx(gap)
     assert "log_likelihood_exact" not in metrics
+    coverage = record["latent_coverage"]  # of the 2-D latent means against the manifold grid
+    assert coverage["grid_half_width"] == pytest.approx(1.96, abs=0.01)
+    low, middle, high = coverage["mean_percentiles_1_50_99"]
+    assert low[0] <= middle[0] <= high[0] and 0 <= coverage["fraction_inside_grid"] <= 1
     # Figures: 28 x 28 digits with 2-pixel padding; the manifold is 20 x 20 unpadded digits.
+    assert [row["index"] for row in per_point(folder)] == [str(i) for i in range(100)]
     sizes = {p.name: Image.open(p).size for p in folder.glob("*.png")}
     assert sizes == {
         "reconstructions.png": (10 * 30 + 2, 2 * 30 + 2),
@@ -70,6 +88,60 @@ def test_cli_evaluates_a_run_folder(mnist_run, tmp_path):
     assert "log_likelihood_is" in result.stdout and "Traceback" not in result.stderr
 
 
+def per_point(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "per_point.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_metric_is_of_the_same_seeded_random_points(mnist_run, tmp_path):
+    """num_points=20 draws 20 of the 100 test images with subset_seed, not the first 20, and
+    the ELBO and the IS estimate of each are those of the same image in a whole-split run."""
+    subset = ["num_points=20", "num_importance_samples=200", "chunk_size=50"]
+    result = run_cli("vae_lightning.eval", [f"ckpt_path={mnist_run}", *subset], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = _eval_folders(mnist_run)[-1]
+    record = json.loads((folder / "eval.json").read_text())
+    rows = per_point(folder)
+    indices = [int(row["index"]) for row in rows]
+    assert len(indices) == 20 == record["num_data_points"]
+    assert indices == sorted(set(indices)) and indices != list(range(20))
+    assert indices[0] >= 0 and indices[-1] < 100
+    digest = hashlib.sha256(",".join(map(str, indices)).encode()).hexdigest()
+    assert record["subset"] == {
+        "num_points": 20,
+        "split_size": 100,
+        "seed": 0,
+        "indices_sha256": digest,
+    }
+    for name in ("elbo", "kl", "log_likelihood_is"):
+        values = [float(row[name]) for row in rows]
+        assert record["metrics"][name]["mean"] == pytest.approx(sum(values) / 20, abs=1e-5)
+
+    checkpoint = f"ckpt_path={mnist_run}"
+    again = evaluate(compose_eval([checkpoint, *subset]))
+    assert again["subset"] == record["subset"] and again["metrics"] == record["metrics"]
+    other = evaluate(compose_eval([checkpoint, *subset, "subset_seed=1"]))
+    assert other["subset"]["indices_sha256"] != digest and other["subset"]["seed"] == 1
+
+    evaluate(compose_eval([checkpoint, *subset[1:]]))  # the whole split
+    whole = {int(row["index"]): row for row in per_point(_eval_folders(mnist_run)[-1])}
+    # The KL term is exact: the same image gives the same value in both runs.
+    for row in rows:
+        assert float(row["kl"]) == pytest.approx(float(whole[int(row["index"])]["kl"]), abs=1e-4)
+    # The IS estimates of the same image agree within their noise, far closer than images do.
+    ours = torch.tensor([float(row["log_likelihood_is"]) for row in rows])
+    same = torch.tensor([float(whole[i]["log_likelihood_is"]) for i in indices])
+    first = torch.tensor([float(whole[i]["log_likelihood_is"]) for i in range(20)])
+    assert (ours - same).abs().mean() < 0.3 * (ours - first).abs().mean()
+
+
+def test_num_points_beyond_the_split_is_refused(mnist_run):
+    before = _eval_folders(mnist_run)
+    with pytest.raises(UserError, match="num_points=101 is more than the 100"):
+        evaluate(compose_eval([f"ckpt_path={mnist_run}", "num_points=101"]))
+    assert _eval_folders(mnist_run) == before
+
+
 def test_each_evaluation_gets_a_new_folder(mnist_run):
     checkpoint = mnist_run / "checkpoints" / "last.ckpt"
     before = _eval_folders(mnist_run)
@@ -80,7 +152,7 @@ def test_each_evaluation_gets_a_new_folder(mnist_run):
     new = sorted(set(_eval_folders(mnist_run)) - set(before))
     assert len(new) == 2 and all(p.name.endswith("_val") for p in new)
     assert first["checkpoint"] == str(checkpoint) and first["num_data_points"] == 50
-    assert second["num_data_points"] == 20
+    assert second["num_data_points"] == 20 and second["subset"]["seed"] == 0
 
 
 def test_ppca_reports_its_exact_likelihood(tiny_data, compose_train, tmp_path):
@@ -145,6 +217,8 @@ def bad_inputs(run: Path, tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         ),
         "K < 1": ([f"ckpt_path={run}", "num_importance_samples=0"], "num_importance_samples"),
         "unknown split": ([f"ckpt_path={run}", "split=train"], "split"),
+        "subset seed": ([f"ckpt_path={run}", "subset_seed=one"], "subset_seed"),
+        "threads": ([f"ckpt_path={run}", "threads=0"], "threads"),
         "no ckpt_path": ([], "ckpt_path"),
     }
 

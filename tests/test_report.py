@@ -1,43 +1,139 @@
-"""The results report through the real entry points: a tiny sweep, one evaluation, the report."""
+"""Records and the results report through the real entry points: a tiny sweep, one
+evaluation, its records, and the report regenerated from them byte for byte."""
 
-from conftest import run_cli, tiny_overrides
+import filecmp
+import itertools
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli, tiny_overrides
 from PIL import Image
 
 from vae_lightning import report
 
 # Tiny MNIST: 250 training images in minibatches of 50, 2 epochs.
 SAMPLES_SEEN = 2 * 250
-ROW_STARTS = ("| 2 ", "| 3 ")  # the table rows of latent sizes 2 and 3
 
 
-def test_report_of_a_sweep_keeps_its_discussion(tiny_data, tmp_path):
+def same_tree(a: Path, b: Path) -> bool:
+    """The same files with the same bytes under both folders."""
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    if files != sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()):
+        return False
+    return all(filecmp.cmp(a / f, b / f, shallow=False) for f in files)
+
+
+@pytest.fixture(scope="module")
+def records(tiny_data, tmp_path_factory) -> Path:
+    """records/<name>/ of a latent 2 and 3 sweep, the latent-2 run evaluated on 50 points."""
+    tmp_path = tmp_path_factory.mktemp("report")
     sweep = tmp_path / "sweep"
     args = [*tiny_overrides(tiny_data, tmp_path), "model.latent_dim=2,3", "logger=csv"]
     result = run_cli("vae_lightning.train", [*args, f"hydra.sweep.dir={sweep}", "-m"], tmp_path)
     assert result.returncode == 0, result.stderr
-    evaluation = ["num_importance_samples=10", "chunk_size=10", f"ckpt_path={sweep / '0'}"]
-    result = run_cli("vae_lightning.eval", evaluation, cwd=tmp_path)
+    evaluation = ["num_importance_samples=10", "chunk_size=5", "num_points=50"]
+    result = run_cli("vae_lightning.eval", [*evaluation, f"ckpt_path={sweep / '0'}"], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-
-    docs = tmp_path / "docs"
-    result = run_cli("vae_lightning.report", ["sweep", "--out", "docs"], cwd=tmp_path)
+    command = ["sweep/0", "sweep/1", "--into", "records"]
+    result = run_cli("vae_lightning.evaluation.record", command, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    text = (docs / "results.md").read_text()
-    rows = [line.strip("| ").split(" | ") for line in text.splitlines() if line[:4] in ROW_STARTS]
-    assert [row[1] for row in rows] == [f"{SAMPLES_SEEN:,}"] * 2
-    assert " ± " in rows[0][4] and "(K = 10, 100 points)" in rows[0][4]
-    assert rows[1][4] == "—"
-    assert rows[0][6].endswith("CPU") and rows[0][7] == "dynamic"  # the machine it ran on
-    assert Image.open(docs / "figures" / "mnist_elbo_curves.png").size == (800, 600)
-    assert (docs / "figures" / "mnist_manifold_latent2.png").is_file()
-    assert (docs / "figures" / "mnist_samples_latent2.png").is_file()
-    assert "1/200,000 of the paper's budget (5 x 10^2 vs 10^8)" in text
-    assert "- `sweep/0`" in text and "- `sweep/1`" in text
+    (tmp_path / "records" / "discussion.md").write_text("The budget is 1/200,000 of it.\n")
+    return tmp_path
 
-    discussion = "The bound is far below the paper's:\n\nthe budget is 1/200,000 of it."
-    start, end = text.index(report.DISCUSSION_START), text.index(report.DISCUSSION_END)
-    edited = f"{text[: start + len(report.DISCUSSION_START)]}\n{discussion}\n{text[end:]}"
-    (docs / "results.md").write_text(edited)
-    report.main([str(sweep), "--out", str(docs)])
-    regenerated = (docs / "results.md").read_text()
-    assert f"{report.DISCUSSION_START}\n{discussion}\n{report.DISCUSSION_END}" in regenerated
+
+def test_records_hold_the_small_files_and_are_never_overwritten(records):
+    folder = records / "records"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "discussion.md",
+        "mnist_latent2_5e2",
+        "mnist_latent3_5e2",
+    ]
+    assert sorted(p.name for p in (folder / "mnist_latent2_5e2").iterdir()) == [
+        "config.yaml",
+        "eval.json",
+        "manifold.png",
+        "metrics.csv",
+        "overrides.yaml",
+        "samples.png",
+        "summary.json",
+    ]
+    assert not (folder / "mnist_latent3_5e2" / "eval.json").exists()  # never evaluated
+    again = run_cli("vae_lightning.evaluation.record", ["sweep/1", "--into", "records"], records)
+    assert again.returncode == 2 and "exists already" in again.stderr
+    unfinished = records / "unfinished"
+    shutil.copytree(records / "sweep" / "1", unfinished)
+    (unfinished / "summary.json").write_text(json.dumps({"status": "running", "latent_dim": 3}))
+    refused = run_cli(
+        "vae_lightning.evaluation.record", ["unfinished", "--into", "records"], records
+    )
+    assert refused.returncode == 2 and "status='running'" in refused.stderr
+    replace = ["sweep/1", "--into", "records", "--replace"]
+    assert run_cli("vae_lightning.evaluation.record", replace, records).returncode == 0
+    assert sorted(p.name for p in folder.iterdir())[1:] == [
+        "mnist_latent2_5e2",
+        "mnist_latent3_5e2",
+    ]
+
+
+def test_report_is_regenerated_byte_for_byte_from_records(records):
+    for out in ("first", "second"):
+        result = run_cli("vae_lightning.report", ["records", "--out", out], cwd=records)
+        assert result.returncode == 0, result.stderr
+    assert same_tree(records / "first", records / "second")
+    text = (records / "first" / "results.md").read_text()
+    assert str(records) not in text  # relative paths only
+    rows = [line.strip("| ").split(" | ") for line in text.splitlines()]
+    rows = [row for row in rows if row[0] in ("2", "3") and len(row) == 11]  # the results table
+    assert [row[1] for row in rows] == [f"{SAMPLES_SEEN:,}"] * 2
+    latent2, latent3 = rows
+    assert latent2[2] == "50 of 100 (seed 0)" and latent2[6] == "10"
+    assert " ± " in latent2[3] and " ± " in latent2[4] and " ± " in latent2[5]
+    assert latent3[2] == "all" and latent3[4] == "—"  # the training run's test, no IS
+    assert latent2[10] == "dynamic" and latent2[9].endswith("CPU")
+    assert "standard error over the points" in text and "lower bound on the mean KL" in text
+    assert "The budget is 1/200,000 of it." in text
+    assert "- `records/mnist_latent2_5e2`" in text and "- `records/mnist_latent3_5e2`" in text
+    figures = records / "first" / "figures"
+    assert sorted(p.name for p in figures.iterdir()) == [
+        "mnist_elbo_curves.png",
+        "mnist_latent2_500_manifold.png",
+        "mnist_latent2_500_samples.png",
+    ]
+    assert Image.open(figures / "mnist_elbo_curves.png").size == (800, 450)  # two panels
+    assert Image.open(figures / "mnist_latent2_500_manifold.png").width == 800
+
+
+def test_report_writes_outside_docs_by_default(records):
+    result = run_cli("vae_lightning.report", ["records"], cwd=records)
+    assert result.returncode == 0, result.stderr
+    assert (records / "outputs" / "report" / "results.md").is_file()
+    assert not (records / "docs").exists()
+
+
+def test_curves_are_thinned_to_log_spaced_points():
+    curve = [(50 * (i + 1), float(i)) for i in range(2000)]
+    thinned = report.log_spaced(curve, 40)
+    assert thinned[0] == curve[0] and thinned[-1] == curve[-1] and len(thinned) <= 40
+    step = math.log(curve[-1][0] / curve[0][0]) / 39  # of the log-spaced grid
+    gaps = [math.log(b[0] / a[0]) for a, b in itertools.pairwise(thinned[10:])]
+    assert max(gaps) < 2 * step  # no holes where the epochs are dense
+    assert report.log_spaced(curve[:1]) == curve[:1]  # a one-epoch run keeps its point
+
+
+COMMITTED = ROOT / "docs" / "runs"
+
+
+@pytest.mark.skipif(
+    not any(COMMITTED.glob("*/summary.json")), reason="no records committed under docs/runs"
+)
+def test_committed_records_regenerate_docs_results(tmp_path):
+    """`python -m vae_lightning.report docs/runs --out docs` made docs/results.md and figures."""
+    out = tmp_path / "docs"
+    result = run_cli("vae_lightning.report", ["docs/runs", "--out", str(out)], cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert (out / "results.md").read_text() == (ROOT / "docs" / "results.md").read_text()
+    for figure in (out / "figures").iterdir():
+        assert filecmp.cmp(figure, ROOT / "docs" / "figures" / figure.name, shallow=False)

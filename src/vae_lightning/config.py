@@ -133,10 +133,13 @@ def check_eval_config(cfg: DictConfig) -> None:
     for key in ("batch_size", "chunk_size", "num_reconstructions", "manifold_size"):
         if not (_is_int(value := cfg.get(key)) and value > 0):
             _fail(key, value, "a positive integer")
+    if (threads := cfg.get("threads")) is not None and not (_is_int(threads) and threads > 0):
+        _fail("threads", threads, "null (torch's default) or a positive integer")
     if (points := cfg.get("num_points")) is not None and not (_is_int(points) and points > 0):
         _fail("num_points", points, "null (the whole split) or a positive integer")
-    if not _is_int(cfg.get("seed")):
-        _fail("seed", cfg.get("seed"), "an integer")
+    for key in ("seed", "subset_seed"):
+        if not _is_int(value := cfg.get(key)):
+            _fail(key, value, "an integer")
     if (device := cfg.get("device")) not in ("cpu", "cuda") or (
         device == "cuda" and not torch.cuda.is_available()
     ):

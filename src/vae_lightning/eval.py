@@ -3,10 +3,13 @@
 Writes ``eval.json`` and PNG figures to a new folder ``<run>/eval/<time>_<split>/``.
 """
 
+import csv
+import hashlib
 import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +22,11 @@ from torch import Tensor
 
 from vae_lightning.config import check_data_config, check_eval_config, config_dir
 from vae_lightning.data.datamodule import InMemoryDataModule
-from vae_lightning.errors import UserError
+from vae_lightning.errors import ConfigError, UserError
 from vae_lightning.evaluation import figures
 from vae_lightning.evaluation.checkpoint import load_model, resolve_checkpoint, run_folder_of
 from vae_lightning.evaluation.metrics import (
+    combine_estimates,
     elbo_terms,
     exact_log_likelihood,
     importance_sampled_log_likelihood,
@@ -46,11 +50,55 @@ def load_data(run: Path, overrides: DictConfig) -> InMemoryDataModule:
     return datamodule
 
 
-def split_data(datamodule: InMemoryDataModule, cfg: DictConfig) -> tuple[Tensor, Tensor | None]:
-    """The images and labels (or None) of the split, its first ``num_points`` if that is set."""
+@dataclass(frozen=True)
+class Points:
+    """The data points one evaluation uses: every metric and figure is computed on these."""
+
+    images: Tensor
+    labels: Tensor | None
+    indices: Tensor  # positions in the split, increasing
+    split_size: int
+    seed: int
+
+    def record(self) -> dict[str, Any]:
+        """For eval.json: the count, the seed and the sha256 of the sorted indices written as
+        decimal numbers joined by commas ("0,5,17"), or "all" for the whole split."""
+        whole = len(self.indices) == self.split_size
+        text = ",".join(str(i) for i in self.indices.tolist())
+        return {
+            "num_points": len(self.indices),
+            "split_size": self.split_size,
+            "seed": None if whole else self.seed,
+            "indices_sha256": "all" if whole else hashlib.sha256(text.encode()).hexdigest(),
+        }
+
+
+def subset_indices(split_size: int, num_points: int | None, seed: int) -> Tensor:
+    """All indices of the split, or ``num_points`` of them drawn uniformly without replacement
+    by a generator seeded with ``seed``, sorted. Never the first N: the files are not in random
+    order (the first 1,000 MNIST test digits are easier than the rest)."""
+    if num_points is None or num_points == split_size:
+        return torch.arange(split_size)
+    if num_points > split_size:
+        raise ConfigError(
+            f"num_points={num_points} is more than the {split_size} data points of the split. "
+            "Set num_points=null to evaluate the whole split, or a smaller number."
+        )
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(split_size, generator=generator)[:num_points].sort().values
+
+
+def choose_points(datamodule: InMemoryDataModule, cfg: DictConfig) -> Points:
+    """The split's data points that the evaluation uses (see subset_indices)."""
     images, labels = datamodule.splits[cfg.split], datamodule.labels[cfg.split]
-    end = cfg.num_points or len(images)
-    return images[:end], None if labels is None else labels[:end]
+    indices = subset_indices(len(images), cfg.num_points, cfg.subset_seed)
+    return Points(
+        images=images[indices],
+        labels=None if labels is None else labels[indices],
+        indices=indices,
+        split_size=len(images),
+        seed=cfg.subset_seed,
+    )
 
 
 def new_eval_folder(run: Path, split: str) -> Path:
@@ -60,24 +108,40 @@ def new_eval_folder(run: Path, split: str) -> Path:
     return folder
 
 
+def latent_coverage(vae: VariationalAutoencoder, points: Points, cfg: DictConfig) -> dict:
+    """Where the evaluated points' latent means mu(x) lie against the manifold's grid, which
+    spans the prior's quantiles: the 1st, 50th and 99th percentiles of each coordinate and
+    the fraction of the means inside the grid's square. A grid beyond the data decodes
+    latents no image maps to."""
+    means = latent_means(vae, points.images, cfg.batch_size)
+    edge = figures.manifold_latents(cfg.manifold_size).max().item()
+    quantiles = torch.quantile(means, torch.tensor([0.01, 0.5, 0.99]), dim=0)
+    return {
+        "grid_half_width": round(edge, 4),
+        "mean_percentiles_1_50_99": [[round(v, 4) for v in q] for q in quantiles.tolist()],
+        "fraction_inside_grid": (means.abs() <= edge).all(1).float().mean().item(),
+    }
+
+
 def save_figures(
-    cfg: DictConfig, vae: VariationalAutoencoder, datamodule: InMemoryDataModule, folder: Path
+    cfg: DictConfig, vae: VariationalAutoencoder, points: Points, folder: Path
 ) -> list[str]:
-    """The paper's figures that apply to this model and data; returns their file names."""
-    images, labels = split_data(datamodule, cfg)
+    """The paper's figures that apply to this model and data; returns their file names.
+
+    Reconstructions and latent means are of the evaluated points."""
     device = next(vae.parameters()).device
     torch.manual_seed(cfg.seed)
     figures.save_reconstructions(
-        vae, images[: cfg.num_reconstructions].to(device), folder / "reconstructions.png"
+        vae, points.images[: cfg.num_reconstructions].to(device), folder / "reconstructions.png"
     )
     figures.save_prior_samples(vae, folder / "samples.png")
     names = ["reconstructions.png", "samples.png"]
     if vae.latent_dim == 2:
         figures.save_manifold(vae, folder / "manifold.png", cfg.manifold_size)
         names.append("manifold.png")
-    if labels is not None:
-        means = latent_means(vae, images, cfg.batch_size)
-        figures.save_latent_scatter(means, labels, folder / "latent_means.png")
+    if points.labels is not None:
+        means = latent_means(vae, points.images, cfg.batch_size)
+        figures.save_latent_scatter(means, points.labels, folder / "latent_means.png")
         names.append("latent_means.png")
     run = folder.parents[1]  # <run>/eval/<folder>
     if (metrics_csv := run / "metrics.csv").is_file():
@@ -87,49 +151,82 @@ def save_figures(
 
 
 def compute_metrics(
-    cfg: DictConfig, vae: VariationalAutoencoder, datamodule: InMemoryDataModule, num_samples: int
-) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """({metric: {mean, sem}} in nats per data point, {part: seconds})."""
-    images, _ = split_data(datamodule, cfg)
-    seconds, per_point = {}, {}
+    cfg: DictConfig, vae: VariationalAutoencoder, points: Points, train_images: Tensor, elbo_k: int
+) -> tuple[dict[str, Tensor], dict[str, float]]:
+    """({metric: value of every evaluated point} in nats, {part: seconds}).
+
+    The importance-sampled estimate at K is the combination of two independent estimates at
+    K/2 (exactly the K-sample estimator); their difference shows the estimator's own noise
+    and their mean the bias left at K/2.
+    """
+    images, seconds, per_point = points.images, {}, {}
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    per_point.update(elbo_terms(vae, images, cfg.batch_size, num_samples))
+    per_point.update(elbo_terms(vae, images, cfg.batch_size, elbo_k))
     seconds["elbo"] = time.perf_counter() - start
 
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    per_point["log_likelihood_is"] = importance_sampled_log_likelihood(
-        vae, images, cfg.num_importance_samples, cfg.batch_size, cfg.chunk_size
-    )
+    halves = [cfg.num_importance_samples // 2, cfg.num_importance_samples // 2]
+    halves[0] += cfg.num_importance_samples % 2
+    estimates = [
+        importance_sampled_log_likelihood(vae, images, k, cfg.batch_size, cfg.chunk_size)
+        for k in halves
+        if k > 0
+    ]
+    per_point["log_likelihood_is"] = combine_estimates(estimates, [k for k in halves if k])
+    if len(estimates) == 2:
+        per_point["log_likelihood_is_half_k"] = (estimates[0] + estimates[1]) / 2
+        per_point["is_half_k_difference"] = estimates[0] - estimates[1]
+    per_point["is_minus_elbo"] = per_point["log_likelihood_is"] - per_point["elbo"]
     seconds["importance_sampling"] = time.perf_counter() - start
 
     if (exact := exact_log_likelihood(vae, images)) is not None:
         per_point["log_likelihood_exact"] = exact
-        closed_form = fit_ppca(datamodule.splits["train"], vae.latent_dim)
+        closed_form = fit_ppca(train_images, vae.latent_dim)
         per_point["log_likelihood_ppca_closed_form"] = ppca_log_likelihood(images, closed_form)
-    return {k: mean_and_sem(v) for k, v in per_point.items()}, seconds
+    return per_point, seconds
+
+
+def write_per_point(path: Path, indices: Tensor, per_point: dict[str, Tensor]) -> None:
+    """``per_point.csv``: the split index of each evaluated point and its metrics (nats)."""
+    names = list(per_point)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["index", *names])
+        columns = [per_point[name].tolist() for name in names]
+        for i, index in enumerate(indices.tolist()):
+            writer.writerow([index, *(f"{column[i]:.6f}" for column in columns)])
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Check the input, evaluate the checkpoint, write eval.json and the figures."""
     start = time.perf_counter()
     check_eval_config(cfg)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     checkpoint = resolve_checkpoint(cfg.ckpt_path)
     module = load_model(checkpoint).to(cfg.device)
     run = run_folder_of(checkpoint)
     datamodule = load_data(run, cfg.data)
+    points = choose_points(datamodule, cfg)
     folder = new_eval_folder(run, cfg.split)  # all input checks have passed
 
-    metrics, seconds = compute_metrics(cfg, module.vae, datamodule, module.hparams.num_samples)
-    figure_names = save_figures(cfg, module.vae, datamodule, folder)
+    train_images = datamodule.splits["train"]
+    per_point, seconds = compute_metrics(
+        cfg, module.vae, points, train_images, module.hparams.num_samples
+    )
+    write_per_point(folder / "per_point.csv", points.indices, per_point)
+    figure_names = save_figures(cfg, module.vae, points, folder)
+    latent = module.hparams.latent_dim
     seconds["total"] = time.perf_counter() - start
     record = {
         "checkpoint": str(checkpoint.resolve()),
         "run_dir": str(run),
         "data": datamodule.name,
         "split": cfg.split,
-        "num_data_points": len(split_data(datamodule, cfg)[0]),
+        "num_data_points": len(points.indices),
+        "subset": points.record(),
         "binarize": datamodule.binarize,
         "likelihood": module.hparams.likelihood,
         "latent_dim": module.hparams.latent_dim,
@@ -137,9 +234,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "elbo_samples": module.hparams.num_samples,
         "seed": cfg.seed,
         "device": cfg.device,
-        "metrics": metrics,
+        "threads": torch.get_num_threads(),
+        "metrics": {name: mean_and_sem(values) for name, values in per_point.items()},
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "figures": figure_names,
+        "manifold_size": cfg.manifold_size,
+        "latent_coverage": latent_coverage(module.vae, points, cfg) if latent == 2 else None,
         "evaluated_at": datetime.now().isoformat(timespec="seconds"),
     }
     (folder / "eval.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -157,6 +257,7 @@ def summary_table(record: dict[str, Any], folder: Path) -> str:
         f"latent {record['latent_dim']}, K={record['num_importance_samples']}"
     )
     rows = [f"  {'metric (nats per data point)':<34} {'mean':>11} {'s.e.':>8}"]
+    rows.append("  (s.e.: the standard error of the mean over the data points)")
     rows += [f"  {k:<34} {v['mean']:>11.3f} {v['sem']:>8.3f}" for k, v in metrics.items()]
     rows.append(
         f"  time: ELBO {seconds['elbo']:.1f} s, importance sampling "

@@ -1,47 +1,60 @@
-"""The results report from run folders alone: `python -m vae_lightning.report ROOT ... --out docs`.
+"""The results report from run records: `python -m vae_lightning.report RECORDS... --out DIR`.
 
-Reads each run folder under the roots (``summary.json``, ``config.yaml``, ``metrics.csv`` and
-its newest test evaluation ``eval/<time>_test/``) and writes ``<out>/results.md`` and
-``<out>/figures/*.png``. The discussion between the markers of an earlier ``results.md`` is
-kept, so regenerating the report never loses it.
+A record is a folder with a run's ``config.yaml``, ``summary.json``, ``metrics.csv`` and the
+``eval.json``, ``manifold.png`` and ``samples.png`` of its test evaluation, as
+``python -m vae_lightning.evaluation.record`` copies them into ``docs/runs/<name>/``. A
+training run folder is read the same way, its evaluation being the newest ``eval/*_test/``.
+Each argument is a record or a folder of records. The report is ``<out>/results.md`` and
+``<out>/figures/*.png``: the same records give the same bytes (records in a fixed order,
+paths relative to the working directory, no dates, PNGs without metadata). Its discussion is
+the text of the ``discussion.md`` files among the arguments' folders, so it survives every
+regeneration.
 """
 
 import argparse
+import csv
 import json
-import re
-import shutil
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+
+matplotlib.use("Agg")
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
+from PIL import Image
 
 from vae_lightning.errors import UserError
-from vae_lightning.evaluation.figures import PLOT_DPI, PLOT_SIZE_INCHES, read_epoch_curves
+from vae_lightning.evaluation.figures import manifold_latents
 
 # The data module class of a run's config (data._target_) -> (file name stem, title).
 DATA_SETS = {
     "MNISTDataModule": ("mnist", "MNIST"),
     "FreyFaceDataModule": ("frey_face", "Frey Face"),
 }
-# Kingma & Welling (2014), Figure 2: the lower bound per data point after 10^8 samples.
+# Kingma & Welling (2014), Figure 2: the lower bound per data point after 10^8 training
+# samples, read off the figure (as this project first reported it): MNIST latent sizes 10 and
+# 20 end at roughly -100 to -95 nats, Frey Face's runs at roughly 1,000 to 1,600 nats across
+# latent sizes. Values per latent size are only drawn where read: (data, latent) -> band.
 PAPER_SAMPLES = 10**8
 PAPER_BOUNDS = {
-    "MNISTDataModule": "roughly -100 to -95 nats for latent sizes 10 to 20",
-    "FreyFaceDataModule": "roughly 1,000 to 1,600 nats",
+    "MNISTDataModule": "roughly -100 to -95 nats for latent sizes 10 and 20",
+    "FreyFaceDataModule": "roughly 1,000 to 1,600 nats across latent sizes",
 }
-# The figures of an evaluation folder copied into the report, with their captions.
-EVAL_FIGURES = {"manifold": "learned 2-D manifold", "samples": "samples from the prior"}
-DISCUSSION_START, DISCUSSION_END = "<!-- discussion -->", "<!-- /discussion -->"
-NEW_DISCUSSION = "_To be written. Regenerating the report keeps the text between these markers._"
+PAPER_BANDS = {("MNISTDataModule", 10): (-100.0, -95.0), ("MNISTDataModule", 20): (-100.0, -95.0)}
+DISCUSSION = "discussion.md"
+NO_DISCUSSION = f"_No discussion yet: write it in `{DISCUSSION}` beside the records._"
+CURVE_POINTS = 40  # at most this many points per curve, log-spaced in training samples
+PNG = {"dpi": 100, "metadata": {"Software": None}}  # no version or date: the same bytes
 NONE = "—"
 
 
 @dataclass
-class Run:
-    """One run folder: its data set, summary, minibatch size and newest test evaluation."""
+class Record:
+    """One run: its data set, summary, global minibatch size and test evaluation, if any."""
 
     folder: Path
     data: str  # the data module class, e.g. MNISTDataModule
@@ -56,43 +69,60 @@ class Run:
 
     @property
     def samples_seen(self) -> int:
-        """As the run recorded it (all processes), else steps x minibatch size."""
         return self.summary.get("samples_seen", self.summary["steps"] * self.batch_size)
 
     @property
-    def machine(self) -> str:
-        """The machine as the run or its evaluation recorded it (field `machine`)."""
-        for record in (self.summary, self.evaluation or {}):
-            if record.get("machine"):
-                return str(record["machine"])
-        return "not recorded"
+    def title(self) -> str:
+        return DATA_SETS.get(self.data, (self.data, self.data))[1]
+
+    @property
+    def stem(self) -> str:
+        return DATA_SETS.get(self.data, (self.data, self.data))[0]
+
+    def metric(self, name: str) -> dict[str, float] | None:
+        """{mean, sem} of an evaluation metric, if the evaluation computed it."""
+        return (self.evaluation or {}).get("metrics", {}).get(name)
 
 
-def load_run(folder: Path) -> Run:
-    """The run in ``folder``; its evaluation is the newest ``eval/*_test/eval.json``."""
-    evaluations = sorted((folder / "eval").glob("*_test/eval.json"))
-    newest = evaluations[-1] if evaluations else None
+def load_record(folder: Path) -> Record:
+    """The record in ``folder``: its own eval.json, else the newest ``eval/*_test/``."""
+    evaluations = [folder / "eval.json"] if (folder / "eval.json").is_file() else []
+    evaluations = evaluations or sorted((folder / "eval").glob("*_test/eval.json"))[-1:]
     data = OmegaConf.load(folder / "config.yaml").data
-    return Run(
+    summary = json.loads((folder / "summary.json").read_text())
+    steps = summary.get("steps") or 0
+    return Record(
         folder=folder,
         data=data._target_.rsplit(".", 1)[-1],
-        summary=json.loads((folder / "summary.json").read_text()),
-        batch_size=data.batch_size,
-        evaluation=json.loads(newest.read_text()) if newest else None,
-        eval_folder=newest.parent if newest else None,
+        summary=summary,
+        # samples seen / steps is the global minibatch (all processes).
+        batch_size=summary.get("samples_seen", steps * data.batch_size) // steps
+        if steps
+        else data.batch_size,
+        evaluation=json.loads(evaluations[0].read_text()) if evaluations else None,
+        eval_folder=evaluations[0].parent if evaluations else None,
     )
 
 
-def find_runs(roots: list[Path]) -> list[Run]:
-    """The finished runs (with a summary.json) under the roots, by data set and latent size."""
+def find_records(roots: list[Path]) -> list[Record]:
+    """The records (folders with a summary.json) under the roots, by data set, latent size and
+    training samples."""
     folders = {p.parent for root in roots for p in root.rglob("summary.json")}
     known = list(DATA_SETS)
 
-    def order(run: Run) -> tuple:
-        rank = known.index(run.data) if run.data in known else len(known)
-        return rank, run.data, run.latent_dim, str(run.folder)
+    def order(record: Record) -> tuple:
+        rank = known.index(record.data) if record.data in known else len(known)
+        return rank, record.data, record.latent_dim, record.samples_seen, shown(record.folder)
 
-    return sorted((load_run(folder) for folder in folders), key=order)
+    return sorted((load_record(folder) for folder in folders), key=order)
+
+
+def shown(path: Path) -> str:
+    """The path relative to the working directory if inside it, else its last two parts."""
+    resolved, cwd = path.resolve(), Path.cwd().resolve()
+    if resolved.is_relative_to(cwd):
+        return resolved.relative_to(cwd).as_posix()
+    return "/".join(resolved.parts[-2:])
 
 
 def powers_of_ten(n: float) -> str:
@@ -106,193 +136,276 @@ def wall_time(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
-def importance_sampled(run: Run) -> str:
-    """'mean ± s.e. (K = ..., N points)' of the run's newest test evaluation, or '—'."""
-    if run.evaluation is None:
-        return NONE
-    record = run.evaluation
-    value = record["metrics"]["log_likelihood_is"]
-    cell = (
-        f"{value['mean']:.2f} ± {value['sem']:.2f} (K = {record['num_importance_samples']}, "
-        f"{record['num_data_points']} points"
-    )
-    if record["binarize"] != run.summary["binarize"]:
-        cell += f", binarize={record['binarize']}"
-    return cell + ")"
+def with_sem(value: dict[str, float] | None) -> str:
+    return NONE if value is None else f"{value['mean']:.2f} ± {value['sem']:.2f}"
 
 
-def table(runs: list[Run]) -> list[str]:
-    """The markdown table of a data set's runs, one row per run."""
-    binarised = runs[0].data == "MNISTDataModule"
-    header = ["latent", "training samples seen", "test ELBO", "train ELBO (final epoch)"]
-    header += ["IS log-likelihood", "wall time", "machine"]
-    if binarised:
+def points(record: Record) -> str:
+    """The evaluated points: 'all 10,000', '1,000 of 10,000 (seed 0)' or as first-N records."""
+    evaluation = record.evaluation
+    subset = evaluation.get("subset")
+    if subset is None:  # evaluations before seeded subsets took the first N points
+        return f"first {evaluation['num_data_points']:,}"
+    if subset["indices_sha256"] == "all":
+        return f"all {subset['split_size']:,}"
+    return f"{subset['num_points']:,} of {subset['split_size']:,} (seed {subset['seed']})"
+
+
+def table(records: list[Record]) -> list[str]:
+    """A data set's results, one row per record; ELBO and IS of the same evaluated points."""
+    header = ["latent", "training samples", "test points", "test ELBO", "IS log p(x)"]
+    header += ["IS - ELBO", "K", "train ELBO (last epoch)", "wall time", "machine"]
+    if binarised := records[0].data == "MNISTDataModule":
         header.append("binarisation")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for run in runs:
-        metrics = run.summary["metrics"]
-        cells = [
-            str(run.latent_dim),
-            f"{run.samples_seen:,}",
-            f"{metrics['test/elbo']:.2f}" if "test/elbo" in metrics else NONE,
-            f"{metrics['train/elbo']:.2f}" if "train/elbo" in metrics else NONE,
-            importance_sampled(run),
-            wall_time(run.summary["wall_time_s"]),
-            run.machine,
-        ]
+    for record in records:
+        metrics, evaluation = record.summary["metrics"], record.evaluation
+        if evaluation:
+            evaluated = [points(record), with_sem(record.metric("elbo"))]
+            evaluated += [with_sem(record.metric("log_likelihood_is"))]
+            evaluated += [
+                with_sem(record.metric("is_minus_elbo")),
+                str(evaluation["num_importance_samples"]),
+            ]
+        else:  # the test of the training run: the whole split, no IS
+            test = metrics.get("test/elbo")
+            evaluated = ["all", NONE if test is None else f"{test:.2f}", NONE, NONE, NONE]
+        train = metrics.get("train/elbo")
+        cells = [str(record.latent_dim), f"{record.samples_seen:,}", *evaluated]
+        cells += [NONE if train is None else f"{train:.2f}"]
+        cells += [wall_time(record.summary["wall_time_s"]), record.summary.get("machine", NONE)]
         if binarised:
-            cells.append(run.summary["binarize"])
+            cells.append(record.summary["binarize"])
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def save_elbo_curves(runs: list[Run], title: str, path: Path) -> None:
-    """The paper's Figure 2: train (solid) and validation (dashed) ELBO against training
-    samples seen, (step + 1) x minibatch size at each epoch's end, one colour per latent size."""
-    fig = Figure(figsize=PLOT_SIZE_INCHES, dpi=PLOT_DPI)
+def estimator_table(records: list[Record]) -> list[str]:
+    """The importance sampler's own spread: two independent K/2 estimates on the same points."""
+    rows = [r for r in records if r.metric("is_half_k_difference") is not None]
+    if not rows:
+        return []
+    lines = [
+        "The IS estimate at K is the combination of two independent estimates at K/2 on the "
+        "same points. Their difference shows the estimator's own noise on the mean; the rise "
+        "from K/2 to K shows that the estimate is still climbing towards log p(x):",
+        "",
+        "| latent | training samples | IS at K/2 | IS at K | rise K/2 → K "
+        "| difference of the two K/2 estimates |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        half, full = r.metric("log_likelihood_is_half_k"), r.metric("log_likelihood_is")
+        lines.append(
+            f"| {r.latent_dim} | {r.samples_seen:,} | {half['mean']:.2f} | {full['mean']:.2f} "
+            f"| {full['mean'] - half['mean']:.2f} | {with_sem(r.metric('is_half_k_difference'))} |"
+        )
+    return [*lines, ""]
+
+
+def read_curve(metrics_csv: Path, key: str) -> list[tuple[int, float]]:
+    """[(step + 1, value)] of the rows of metrics.csv where ``key`` is set (epoch ends)."""
+    curve = []
+    with open(metrics_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get(key) and math.isfinite(value := float(row[key])):
+                curve.append((int(float(row["step"])) + 1, value))
+    return curve
+
+
+def log_spaced(curve: list[tuple[float, float]], count: int = CURVE_POINTS) -> list:
+    """At most ``count`` points of the curve, the nearest to a log-spaced grid of x, in order;
+    always its first and last."""
+    if len(curve) <= count:
+        return curve
+    low, high = math.log(curve[0][0]), math.log(curve[-1][0])
+    targets = [math.exp(low + (high - low) * i / (count - 1)) for i in range(count)]
+    chosen, j = set(), 0
+    for target in targets:
+        while j + 1 < len(curve) and abs(curve[j + 1][0] - target) <= abs(curve[j][0] - target):
+            j += 1
+        chosen.add(j)
+    return [curve[i] for i in sorted(chosen)]
+
+
+def save_elbo_curves(records: list[Record], path: Path) -> None:
+    """The paper's Figure 2: per latent size a panel of train and validation ELBO against
+    training samples seen (log scale), epoch ends thinned to a log-spaced schedule; the test
+    ELBO of the evaluation at the end, and the paper's final values where read."""
+    latents = sorted({r.latent_dim for r in records})
+    fig = Figure(figsize=(4 * len(latents), 4.5))
+    axes = fig.subplots(1, len(latents), sharey=True, squeeze=False)[0]
+    for ax, latent in zip(axes, latents, strict=True):
+        runs = [r for r in records if r.latent_dim == latent]
+        for i, run in enumerate(runs):
+            shade = colormaps["tab10"](i)
+            budget = f" ({powers_of_ten(run.samples_seen)})" if len(runs) > 1 else ""
+            for key, marker, style in (("train/elbo", "o", "-"), ("val/elbo", "s", "--")):
+                curve = read_curve(run.folder / "metrics.csv", key)
+                if curve := log_spaced([(s * run.batch_size, v) for s, v in curve]):
+                    x, y = zip(*curve, strict=True)
+                    label = f"{key.split('/')[0]}{budget}"
+                    ax.plot(x, y, style, marker=marker, markersize=4, color=shade, label=label)
+            if test := run.metric("elbo"):
+                ax.plot(
+                    run.samples_seen,
+                    test["mean"],
+                    "*",
+                    markersize=12,
+                    color=shade,
+                    label=f"test, evaluation{budget}",
+                )
+        if band := PAPER_BANDS.get((runs[0].data, latent)):
+            ax.axhspan(*band, color="grey", alpha=0.25, label="paper, after $10^8$")
+        ax.set(xscale="log", title=f"{runs[0].title}, latent {latent}", xlabel="training samples")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", loc="lower right")
+    axes[0].set_ylabel("ELBO (nats per data point)")
+    fig.tight_layout()
+    fig.savefig(path, **PNG)
+
+
+def save_image_figure(source: Path, title: str, path: Path, manifold_size: int | None) -> None:
+    """An image grid of an evaluation (samples or manifold) at 8 inches, titled; the manifold
+    with its z_1 and z_2 values (Phi^-1 of an even grid of the unit square) on the axes."""
+    image = Image.open(source).convert("L")
+    fig = Figure(figsize=(8, 8 * image.height / image.width + 0.6))
     ax = fig.subplots()
-    for i, run in enumerate(runs):
-        colour = colormaps["viridis"](i / max(len(runs) - 1, 1))
-        curves = read_epoch_curves(run.folder / "metrics.csv", ("train/elbo", "val/elbo"), "step")
-        for key, style in (("train/elbo", "-"), ("val/elbo", "--")):
-            if points := curves[key]:
-                steps, values = zip(*points, strict=True)
-                samples = [(s + 1) * run.batch_size for s in steps]
-                label = f"latent {run.latent_dim}, {key.split('/')[0]}"
-                ax.plot(samples, values, style, color=colour, label=label)
-    ax.set(
-        xscale="log",
-        xlabel="training samples seen",
-        ylabel="ELBO (nats per data point)",
-        title=f"{title}: train (solid) and validation (dashed) ELBO",
-    )
-    ax.legend(fontsize="small")
-    ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=PLOT_DPI)
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title(title)
+    if manifold_size:
+        cell_x, cell_y = image.width / manifold_size, image.height / manifold_size
+        z = manifold_latents(manifold_size)[:manifold_size, 0].tolist()  # z_1 of the columns
+        ticks = range(0, manifold_size, max(1, manifold_size // 5))
+        ax.set_xticks([(i + 0.5) * cell_x for i in ticks], [f"{z[i]:.2f}" for i in ticks])
+        ax.set_yticks([(i + 0.5) * cell_y for i in ticks], [f"{-z[i]:.2f}" for i in ticks])
+        ax.set(xlabel="$z_1$", ylabel="$z_2$")
+    else:
+        ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, **PNG)
 
 
 def figure(path: str, caption: str) -> list[str]:
     return [f"![{caption}]({path})", "", f"*{caption}*", ""]
 
 
-def data_section(runs: list[Run], out: Path) -> list[str]:
-    """A data set's table, its Figure 2 and the manifold and prior samples of its evaluations."""
-    data, title = DATA_SETS.get(runs[0].data, (runs[0].data, runs[0].data))
-    lines = [f"## {title}", "", *table(runs), ""]
-    lines.append(
-        "ELBO and IS log-likelihood in nats per data point (higher is better). Test ELBO: the "
-        "best checkpoint on the whole test split; train ELBO: the mean over the last epoch; "
-        "IS: importance-sampled log p(x) of the newest test evaluation, with its standard error; "
-        "wall time: training and testing."
-    )
-    lines.append("")
-    curves = f"figures/{data}_elbo_curves.png"
-    save_elbo_curves(runs, title, out / curves)
-    lines += figure(
-        curves,
-        f"Figure 2 for {title}: train ELBO (solid) and validation ELBO (dashed, on the "
-        "held-out validation split; the per-epoch test ELBO is not computed during training) "
-        "against training samples seen, one colour per latent size.",
-    )
-    for run in runs:
-        if run.eval_folder is None:
+def image_figures(records: list[Record], out: Path) -> list[str]:
+    """The manifold (Figure 4) and prior samples (Figure 5) of each evaluation, titled."""
+    lines = []
+    for r in records:
+        if r.eval_folder is None:
             continue
-        for name, what in EVAL_FIGURES.items():
-            source = run.eval_folder / f"{name}.png"
-            if source.is_file():
-                target = f"figures/{data}_{name}_latent{run.latent_dim}.png"
-                shutil.copyfile(source, out / target)
-                lines += figure(target, f"{title}, latent {run.latent_dim}: {what}.")
+        budget = powers_of_ten(r.samples_seen)
+        name = f"{r.stem}_latent{r.latent_dim}_{r.samples_seen}"
+        manifold_size = r.evaluation.get("manifold_size", 20)
+        for kind, what, size in (
+            ("manifold", "learned 2-D manifold, E[x|z] (Figure 4)", manifold_size),
+            ("samples", "E[x|z] of samples z from the prior (Figure 5)", None),
+        ):
+            if (source := r.eval_folder / f"{kind}.png").is_file():
+                target = f"figures/{name}_{kind}.png"
+                title = f"{r.title}, latent {r.latent_dim}, {budget} samples: {what}"
+                save_image_figure(source, title, out / target, size)
+                lines += figure(target, title + ".")
     return lines
 
 
-def comparison(runs: list[Run]) -> list[str]:
-    """The paper's values, the budget used and its ratio to the paper's, per data set."""
+def data_section(records: list[Record], out: Path) -> list[str]:
+    """A data set's table, its Figure 2 and the figures of its evaluations."""
+    title, stem = records[0].title, records[0].stem
+    lines = [f"## {title}", "", *table(records), ""]
+    lines += [
+        "Nats per data point, higher is better. Test ELBO and IS log p(x) are of the same test "
+        "points (column *test points*) in one evaluation of the best checkpoint: the mean over "
+        "those points ± its standard error over the points (how much the mean would move with "
+        "other points; not the estimator's own error). IS: the importance-sampled estimate with "
+        "K samples from q(z|x); IS - ELBO, the same-point difference, is (in expectation) a "
+        "lower bound on the mean KL(q(z|x) || p(z|x)), not the KL itself: it grows with K. "
+        "Train ELBO: the mean over the last training epoch (dynamically binarised on MNIST). "
+        "Wall time: training and its test.",
+        "",
+        *estimator_table(records),
+    ]
+    curves = f"figures/{stem}_elbo_curves.png"
+    save_elbo_curves(records, out / curves)
+    lines += figure(
+        curves,
+        f"Figure 2 for {title}: train ELBO (circles, solid) and validation ELBO (squares, "
+        "dashed; held out of the training split) at the ends of epochs, thinned to at most "
+        f"{CURVE_POINTS} log-spaced points, against training samples seen; the star is the test "
+        "ELBO of the evaluation, the grey band the paper's final value where it was read.",
+    )
+    return lines + image_figures(records, out)
+
+
+def comparison(records: list[Record]) -> list[str]:
+    """Per data set and latent size: our test ELBO (and IS) at each budget, and the paper's."""
     lines = [
         "## Comparison with the paper",
         "",
         f"Kingma & Welling (2014), Figure 2, trained each model on {powers_of_ten(PAPER_SAMPLES)} "
-        "training samples; the values below are read off that figure.",
+        "training samples; its values below are read off that figure (approximate).",
         "",
+        "| data | latent | training samples | test ELBO | IS log p(x) | paper (10^8) |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for data, bound in PAPER_BOUNDS.items():
-        ours = [run for run in runs if run.data == data]
-        title = DATA_SETS[data][1]
-        if not ours:
-            lines.append(f"- **{title}**: paper {bound}; no runs here.")
-            continue
-        tested = [run for run in ours if "test/elbo" in run.summary["metrics"]]
-        best = max(tested, key=lambda run: run.summary["metrics"]["test/elbo"], default=None)
-        result = (
-            f" Best test ELBO {best.summary['metrics']['test/elbo']:.2f} nats "
-            f"(latent {best.latent_dim})."
-            if best
-            else ""
+    for r in records:
+        test = r.metric("elbo") or {"mean": r.summary["metrics"].get("test/elbo", math.nan)}
+        band = PAPER_BANDS.get((r.data, r.latent_dim))
+        paper = f"{band[0]:.0f} to {band[1]:.0f}" if band else NONE
+        is_value = r.metric("log_likelihood_is")
+        is_cell = NONE if is_value is None else f"{is_value['mean']:.2f}"
+        lines.append(
+            f"| {r.title} | {r.latent_dim} | {powers_of_ten(r.samples_seen)} | {test['mean']:.2f} "
+            f"| {is_cell} | {paper} |"
         )
-        lines.append(f"- **{title}**: paper {bound}. {budget(ours)}{result}")
+    lines.append("")
+    for data, bound in PAPER_BOUNDS.items():
+        title = DATA_SETS[data][1]
+        lines.append(f"- **{title}**, the paper: {bound}.")
     return lines
 
 
-def budget(runs: list[Run]) -> str:
-    """A sentence on the training samples the runs saw and their ratio to the paper's."""
-    fewest, most = min(r.samples_seen for r in runs), max(r.samples_seen for r in runs)
-    paper = powers_of_ten(PAPER_SAMPLES)
-    if fewest == most:
-        return (
-            f"Each run here saw {powers_of_ten(most)} training samples ({most:,}), "
-            f"1/{PAPER_SAMPLES / most:,.0f} of the paper's budget ({powers_of_ten(most)} vs "
-            f"{paper})."
-        )
-    return (
-        f"The runs here saw {powers_of_ten(fewest)} to {powers_of_ten(most)} training samples, "
-        f"1/{PAPER_SAMPLES / fewest:,.0f} to 1/{PAPER_SAMPLES / most:,.0f} of the paper's "
-        f"{paper}."
-    )
-
-
-def previous_discussion(results: Path) -> str:
-    """The text between the discussion markers of an earlier report, else a placeholder."""
-    pattern = re.escape(DISCUSSION_START) + r"\n?(.*?)\n?" + re.escape(DISCUSSION_END)
-    found = re.search(pattern, results.read_text(), re.S) if results.is_file() else None
-    return found.group(1) if found else NEW_DISCUSSION
-
-
-def shown_path(folder: Path) -> str:
-    """The folder relative to the working directory (the repository root), if inside it."""
-    resolved, cwd = folder.resolve(), Path.cwd().resolve()
-    return str(resolved.relative_to(cwd) if resolved.is_relative_to(cwd) else resolved)
+def discussion(roots: list[Path]) -> str:
+    """The text of the discussion.md files in the roots (in the order given)."""
+    files = [root / DISCUSSION for root in roots if (root / DISCUSSION).is_file()]
+    return "\n".join(f.read_text().strip("\n") for f in files) or NO_DISCUSSION
 
 
 def write_report(roots: list[Path], out: Path) -> Path:
     """Write ``out/results.md`` and its figures; returns the path of results.md."""
-    runs = find_runs(roots)
-    if not runs:
-        raise UserError(f"No finished run (a folder with a summary.json) under {roots}.")
+    records = find_records(roots)
+    if not records:
+        raise UserError(f"No record (a folder with a summary.json) under {list(map(str, roots))}.")
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    results = out / "results.md"
     lines = [
         "# Results: Auto-Encoding Variational Bayes",
         "",
-        "Generated by `python -m vae_lightning.report` from the run folders listed at the end; "
-        "edit only the discussion, the rest is overwritten when the report is regenerated.",
+        "Generated by `python -m vae_lightning.report` from the records listed at the end; "
+        f"the discussion comes from `{DISCUSSION}` beside them. Do not edit this file: "
+        "regenerate it.",
         "",
     ]
-    for data in dict.fromkeys(run.data for run in runs):
-        lines += data_section([run for run in runs if run.data == data], out)
-    lines += comparison(runs)
-    lines += ["", DISCUSSION_START, previous_discussion(results), DISCUSSION_END, ""]
-    lines += ["## Run folders", "", *(f"- `{shown_path(run.folder)}`" for run in runs), ""]
+    for data in dict.fromkeys(r.data for r in records):
+        lines += data_section([r for r in records if r.data == data], out)
+    lines += comparison(records)
+    lines += ["", "## Discussion", "", discussion(roots), ""]
+    lines += ["## Records", "", *(f"- `{shown(r.folder)}`" for r in records), ""]
+    results = out / "results.md"
     results.write_text("\n".join(lines))
     return results
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("roots", nargs="+", type=Path, help="run folders or folders of runs")
-    parser.add_argument("--out", type=Path, default=Path("docs"), help="report folder")
+    parser.add_argument("records", nargs="+", type=Path, help="records or folders of records")
+    parser.add_argument(
+        "--out", type=Path, default=Path("outputs/report"), help="report folder (outputs/report)"
+    )
     args = parser.parse_args(argv)
     try:
-        print(f"Wrote {write_report(args.roots, args.out)}")
+        print(f"Wrote {write_report(args.records, args.out)}")
     except UserError as err:
         parser.exit(2, f"{err}\n")
 

@@ -9,8 +9,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
+from PIL import Image
 from torch import Tensor
-from torchvision.utils import save_image
+from torchvision.utils import make_grid
 
 from vae_lightning.models.vae import VariationalAutoencoder
 
@@ -18,15 +19,20 @@ PADDING = 2  # pixels between the images of a grid
 PLOT_SIZE_INCHES, PLOT_DPI = (8, 6), 100  # plots of 800 x 600 pixels
 
 
+def save_grid(images: Tensor, path: Path, nrow: int, padding: int = PADDING) -> None:
+    """Grey-level images in [0, 1] of shape (n, 1, h, w) as one 8-bit grey PNG grid."""
+    grid = make_grid(images.clamp(0, 1).cpu(), nrow=nrow, padding=padding)[0]
+    Image.fromarray(grid.mul(255).add(0.5).clamp(0, 255).byte().numpy(), mode="L").save(path)
+
+
 def save_reconstructions(vae: VariationalAutoencoder, x: Tensor, path: Path) -> None:
     """One row of originals above one row of their reconstructions E[x|z = mu(x)]."""
-    grid = torch.cat([x, vae.reconstruct(x)]).clamp(0, 1)
-    save_image(grid, path, nrow=len(x), padding=PADDING)
+    save_grid(torch.cat([x, vae.reconstruct(x)]), path, nrow=len(x))
 
 
 def save_prior_samples(vae: VariationalAutoencoder, path: Path, rows: int = 10) -> None:
     """A rows x rows grid of E[x|z] for z ~ p(z) (the paper's Figure 5)."""
-    save_image(vae.sample(rows * rows).clamp(0, 1), path, nrow=rows, padding=PADDING)
+    save_grid(vae.sample(rows * rows), path, nrow=rows)
 
 
 def manifold_latents(size: int) -> Tensor:
@@ -44,7 +50,7 @@ def save_manifold(vae: VariationalAutoencoder, path: Path, size: int = 20) -> No
     if vae.latent_dim != 2:
         raise ValueError(f"the manifold needs a 2-D latent space, not {vae.latent_dim}-D")
     images = vae.decode(manifold_latents(size).to(next(vae.parameters()).device))
-    save_image(images.clamp(0, 1), path, nrow=size, padding=0)
+    save_grid(images, path, nrow=size, padding=0)
 
 
 def save_latent_scatter(means: Tensor, labels: Tensor, path: Path) -> None:

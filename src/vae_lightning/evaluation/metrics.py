@@ -42,6 +42,13 @@ def importance_sampled_log_likelihood(
     )
 
 
+def combine_estimates(estimates: list[Tensor], num_samples: list[int]) -> Tensor:
+    """The importance-sampled log p(x) over all samples of independent estimates at K_i each:
+    log sum_i K_i exp(estimate_i) - log sum_i K_i, the same as one estimate at sum_i K_i."""
+    weighted = torch.stack([e + math.log(k) for e, k in zip(estimates, num_samples, strict=True)])
+    return torch.logsumexp(weighted, dim=0) - math.log(sum(num_samples))
+
+
 @torch.inference_mode()
 def latent_means(vae: VariationalAutoencoder, x: Tensor, batch_size: int) -> Tensor:
     """mu(x) of every data point, shape (n, latent_dim), on the CPU."""
@@ -58,7 +65,9 @@ def exact_log_likelihood(vae: VariationalAutoencoder, x: Tensor) -> Tensor | Non
 
 
 def mean_and_sem(values: Tensor) -> dict[str, float]:
-    """The mean over data points and its standard error, std / sqrt(n)."""
+    """The mean over data points and its standard error over data points, std / sqrt(n): how
+    much the mean would change with other data points, not the Monte Carlo error of a
+    per-point estimator."""
     n = len(values)
     sem = values.std().item() / math.sqrt(n) if n > 1 else math.nan
     return {"mean": values.mean().item(), "sem": sem}
