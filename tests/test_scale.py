@@ -163,7 +163,10 @@ def test_parallel_launcher_reports_a_nan_job_and_finishes_the_other(tiny_data, t
     result = run_cli("vae_lightning.train", args, tmp_path, **_with_tests_on_path())
     assert result.returncode != 0  # the sweep reports its failed job
     [sweep] = list((tmp_path / "outputs" / "train" / "multiruns").iterdir())
-    assert _run_folders(sweep) == [sweep / "0"]  # the other job finished
+    status = {
+        p.name: json.loads((p / "summary.json").read_text())["status"] for p in _run_folders(sweep)
+    }
+    assert status == {"0": "completed", "1": "failed"}  # the other job finished
     log = (sweep / "1" / "train.log").read_text()
     assert "Job 1" in log and "failed" in log and "at step 2" in log
     assert "loss is nan at step 2" in result.stderr
