@@ -15,6 +15,8 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from vae_lightning.models.objectives import log_weights
+
 
 class LatentVariableModel(Protocol):
     encoder: nn.Module
@@ -30,12 +32,9 @@ def log_importance_weights(model: LatentVariableModel, x: Tensor, num_samples: i
 def _log_weights(
     decoder: nn.Module, x_flat: Tensor, mu: Tensor, logvar: Tensor, num_samples: int
 ) -> Tensor:
-    """With z = mu + sigma * eps: log p(z) - log q(z|x) = -1/2 sum_j (z_j^2 - eps_j^2 - log
-    sigma_j^2), the log 2pi terms cancelling."""
+    """The log-weights of `num_samples` fresh draws of z ~ q(z|x): the training objectives'."""
     eps = torch.randn((num_samples, *mu.shape), device=mu.device)
-    z = mu + torch.exp(0.5 * logvar) * eps
-    log_prior_over_proposal = -0.5 * (z.pow(2) - eps.pow(2) - logvar).sum(-1)
-    return decoder.log_likelihood(x_flat, z) + log_prior_over_proposal
+    return log_weights(decoder, x_flat, mu, logvar, eps)
 
 
 def log_marginal_likelihood(
