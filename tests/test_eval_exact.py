@@ -24,10 +24,11 @@ from conftest import run_cli, tiny_overrides
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from ppca_oracle import expected_elbo, posterior
 
 from vae_lightning.config import config_dir
 from vae_lightning.eval import evaluate
-from vae_lightning.models.ppca import LOG_2PI, PPCAParameters, fit_ppca, ppca_log_likelihood
+from vae_lightning.models.ppca import PPCAParameters, fit_ppca, ppca_log_likelihood
 from vae_lightning.train import train
 
 LATENT = 2
@@ -38,45 +39,31 @@ K_LARGE = 5000
 
 
 class Oracle:
-    """The exact quantities of the PPCA checkpoint, computed here in float64."""
+    """The PPCA checkpoint's model and the exact quantities it implies (float64)."""
 
     def __init__(self, train_x: torch.Tensor) -> None:
         fit = fit_ppca(train_x, LATENT)
         c, s = math.cos(ANGLE), math.sin(ANGLE)
         rotation = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
         # Rounded to the float32 the checkpoint stores, so both sides use the same model.
-        self.weight = (fit.weight @ rotation).float().double()
-        self.bias = fit.bias.float().double()
-        self.variance = fit.variance.float().double()
-        precision = self.weight.T @ self.weight + self.variance * torch.eye(LATENT).double()
-        self.projection = torch.linalg.solve(precision, self.weight.T)  # M^-1 W^T
-        self.posterior_cov = self.variance * torch.linalg.inv(precision)
-        posterior_sd = self.posterior_cov.diagonal().sqrt()
-        self.shift = SHIFT * posterior_sd
-        self.q_var = INFLATION * self.posterior_cov.diagonal()
+        self.params = PPCAParameters(
+            *(t.float().double() for t in (fit.weight @ rotation, fit.bias, fit.variance))
+        )
+        self.projection, _, cov = posterior(train_x[:1], self.params)
+        self.shift = SHIFT * cov.diagonal().sqrt()
+        self.q_var = INFLATION * cov.diagonal()
 
     def log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
-        return ppca_log_likelihood(x, PPCAParameters(self.weight, self.bias, self.variance))
-
-    def q_mean(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.flatten(1).double() - self.bias) @ self.projection.T + self.shift
+        return ppca_log_likelihood(x, self.params)
 
     def expected_elbo(self, x: torch.Tensor) -> torch.Tensor:
-        """E_q[log p(x|z)] - KL(q || N(0, I)) in closed form, q = N(m, diag v):
-        E_q[log p(x|z)] = -1/2 [D log(2 pi s^2) + (|x - W m - b|^2 + sum_j v_j |W_j|^2) / s^2]."""
-        x, m, v = x.flatten(1).double(), self.q_mean(x), self.q_var
-        residual = (x - m @ self.weight.T - self.bias).pow(2).sum(1)
-        trace = (v * self.weight.pow(2).sum(0)).sum()
-        dim = x.shape[1]
-        expected_log_lik = -0.5 * (
-            dim * (LOG_2PI + self.variance.log()) + (residual + trace) / self.variance
-        )
-        kl = 0.5 * (v.sum() + m.pow(2).sum(1) - LATENT - v.log().sum())
-        return expected_log_lik - kl
+        _, means, _ = posterior(x, self.params)
+        return expected_elbo(x, self.params, means + self.shift, self.q_var.expand_as(means))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The VAE's weights: encoder Linear(D, 4) -> ReLU -> heads, linear decoder."""
-        p, offset = self.projection, self.shift - self.projection @ self.bias
+        weight, bias, variance = self.params
+        p, offset = self.projection, self.shift - self.projection @ bias
         eye = torch.eye(LATENT)
         weights = {
             "encoder.body.0.weight": torch.cat([p, -p]),
@@ -85,10 +72,10 @@ class Oracle:
             "encoder.mu.bias": torch.zeros(LATENT),
             "encoder.logvar.weight": torch.zeros(LATENT, 2 * LATENT),
             "encoder.logvar.bias": self.q_var.log(),
-            "decoder.linear.weight": self.weight,
-            "decoder.linear.bias": self.bias,
+            "decoder.linear.weight": weight,
+            "decoder.linear.bias": bias,
             # s^2 = exp(raw) + min_variance (1e-4): the floor is added back.
-            "decoder.raw_log_variance": (self.variance - 1e-4).log(),
+            "decoder.raw_log_variance": (variance - 1e-4).log(),
         }
         return {f"vae.{k}": v.float() for k, v in weights.items()}
 
