@@ -4,6 +4,7 @@ standard error. Examples are derandomised: the same on every run."""
 
 import math
 import statistics
+import warnings
 
 import torch
 from hypothesis import given, settings
@@ -183,7 +184,9 @@ def test_elbo_and_importance_sampling_on_the_ppca_oracle(
     )
 )
 def test_mean_and_standard_error_agree_with_the_statistics_module(values):
-    result = mean_and_sem(torch.tensor(values, dtype=torch.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. the std of a single value: no s.e., no warning
+        result = mean_and_sem(torch.tensor(values, dtype=torch.float64))
     assert math.isclose(result["mean"], statistics.fmean(values), rel_tol=1e-9, abs_tol=1e-9)
     if len(values) == 1:
         assert math.isnan(result["sem"])
