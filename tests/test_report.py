@@ -1,5 +1,6 @@
 """The results report through the real entry points: a tiny sweep, one evaluation, the report."""
 
+import pytest
 from conftest import run_cli, tiny_overrides
 from PIL import Image
 
@@ -10,6 +11,7 @@ SAMPLES_SEEN = 2 * 250
 ROW_STARTS = ("| 2 ", "| 3 ")  # the table rows of latent sizes 2 and 3
 
 
+@pytest.mark.slow
 def test_report_of_a_sweep_keeps_its_discussion(tiny_data, tmp_path):
     sweep = tmp_path / "sweep"
     args = [*tiny_overrides(tiny_data, tmp_path), "model.latent_dim=2,3", "logger=csv"]
