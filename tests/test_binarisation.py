@@ -95,3 +95,21 @@ def test_binarisation_is_unbiased_with_a_tolerance_shrinking_with_n(
     draws = dynamic.on_after_batch_transfer(p, 0)
     assert draws.shape == p.shape and ((draws == 0) | (draws == 1)).all()
     assert _within_bernstein_bound(draws, p)
+
+
+class Evaluating:
+    training = False
+
+
+@pytest.mark.parametrize(
+    ("binarize", "trainer"),
+    [("none", Training()), ("static", Training()), ("dynamic", Evaluating()), ("dynamic", None)],
+)
+def test_batches_are_drawn_only_by_dynamic_binarisation_in_training(
+    tiny_data, tmp_path, binarize, trainer
+):
+    dm = mnist(tiny_data, tmp_path, binarize=binarize)
+    dm.setup()
+    dm.trainer = trainer
+    grey = torch.rand(4, 1, 28, 28)
+    assert dm.on_after_batch_transfer(grey, 0) is grey
