@@ -48,6 +48,18 @@ def test_evaluation_loaders_shard_blocks_over_processes(datamodule):
     assert torch.equal(shards[0][20:], val[40:])
 
 
+def test_training_loader_gives_every_process_as_many_points(datamodule):
+    """DDP steps in lockstep: 250 training points give 125 to each of 2 processes, disjoint."""
+    shards = []
+    for rank in (0, 1):
+        datamodule.trainer = Process(rank, 2)
+        shards.append(_rows(datamodule.train_dataloader()))
+    datamodule.trainer = None
+    assert len(shards[0]) == len(shards[1]) == 125
+    rows = lambda x: set(map(tuple, x.tolist()))  # noqa: E731
+    assert rows(shards[0]).isdisjoint(rows(shards[1]))
+
+
 def test_training_loader_shuffles_differently_each_epoch(datamodule):
     loader = datamodule.train_dataloader()
     first = _rows(loader)
