@@ -49,6 +49,7 @@ def _evaluate(checkpoint: Path, cfg) -> dict[str, float]:
     return metrics
 
 
+@pytest.mark.slow
 def test_ddp_multirun_gives_one_complete_folder_per_job_and_the_single_process_elbo(
     tiny_data, compose_train, tmp_path
 ):
@@ -112,6 +113,7 @@ def test_trainer_configs_and_multi_node_slurm_config_compose(compose_train, tmp_
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
 
 
+@pytest.mark.slow
 def test_basic_sweep_runs_8_jobs_with_per_dataset_defaults(tiny_data, tmp_path):
     # A copy of conf/ whose data configs accept the tiny files (their checksums and sizes).
     conf = tmp_path / "conf"
@@ -151,6 +153,7 @@ def test_basic_sweep_runs_8_jobs_with_per_dataset_defaults(tiny_data, tmp_path):
     assert seen == {(d, k) for d in defaults for k in (2, 5, 10, 20)}
 
 
+@pytest.mark.slow
 def test_parallel_launcher_reports_a_nan_job_and_finishes_the_other(tiny_data, tmp_path):
     args = [
         *tiny_overrides(tiny_data, tmp_path),
@@ -172,6 +175,7 @@ def test_parallel_launcher_reports_a_nan_job_and_finishes_the_other(tiny_data, t
     assert "loss is nan at step 2" in result.stderr
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_each_job(tiny_data, tmp_path):
     args = [*tiny_overrides(tiny_data, tmp_path), *QUICK, "hydra/launcher=slurm_local"]
     result = run_cli("vae_lightning.train", [*args, "model.latent_dim=2,3", "-m"], tmp_path)
@@ -183,6 +187,7 @@ def test_submitit_local_launcher_runs_each_job(tiny_data, tmp_path):
     assert (sweep / ".submitit").is_dir()
 
 
+@pytest.mark.slow
 def test_optuna_search_maximises_the_validation_elbo(tiny_data, tmp_path):
     args = [a for a in tiny_overrides(tiny_data, tmp_path) if not a.startswith("model.latent")]
     args += [*QUICK, "hparams_search=optuna"]

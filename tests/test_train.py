@@ -64,6 +64,7 @@ def test_cli_trains_and_resumes_from_last_checkpoint(tiny_data, tmp_path):
     assert summary["steps"] == 2 * torch.load(last, weights_only=True)["global_step"]
 
 
+@pytest.mark.slow
 def test_multirun_sweep_gives_each_job_its_own_complete_folder(tiny_data, tmp_path):
     args = [*tiny_overrides(tiny_data, tmp_path), "trainer.max_epochs=1", "model.latent_dim=2,3"]
     result = run_cli("vae_lightning.train", [*args, "-m"], cwd=tmp_path)

@@ -59,6 +59,7 @@ def test_cli_run_logs_scalars_media_config_and_checkpoints_offline(tiny_data, tm
     assert not list((tmp_path / "outputs").rglob("media/samples_epoch*.png"))
 
 
+@pytest.mark.slow
 def test_multirun_jobs_are_separate_runs_in_one_group(tiny_data, tmp_path):
     args = [*tiny_overrides(tiny_data, tmp_path), "trainer.max_epochs=1", "test=false"]
     result = run_cli("vae_lightning.train", [*args, "model.latent_dim=2,3", "-m"], cwd=tmp_path)

@@ -1,0 +1,228 @@
+"""The README's recipes, each run for a few steps through Hydra compose (in-process) or, where
+the entry point itself is the subject, through the CLI and console scripts."""
+
+import csv
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from composing import compose_run, console_script
+from conftest import ROOT, tiny_overrides
+from hydra.utils import instantiate
+
+from vae_lightning.report import write_report
+from vae_lightning.train import train
+from vae_lightning.wandb_offline import describe
+
+ONE_EPOCH = ["trainer.max_epochs=1", "test=false", "logger=csv"]
+
+
+def _checkpoint(cfg) -> dict:
+    return torch.load(Path(cfg.paths.output_dir) / "checkpoints/last.ckpt", weights_only=True)
+
+
+def _optimizer(cfg) -> tuple[set[str], dict]:
+    """(the names of the optimiser's per-parameter state, its first parameter group)."""
+    state = _checkpoint(cfg)["optimizer_states"][0]
+    return set(state["state"][0]), state["param_groups"][0]
+
+
+ADAGRAD, ADAM = {"step", "sum"}, {"step", "exp_avg", "exp_avg_sq"}
+DATA_MODULES = {"mnist": "MNISTDataModule", "frey_face": "FreyFaceDataModule"}
+
+
+@pytest.mark.parametrize(
+    ("experiment", "data", "optimizer", "lr", "weight_decay", "epochs"),
+    [
+        ("aevb_mnist", "mnist", ADAGRAD, 0.02, 2e-5, 1),
+        # Validates every 10 epochs: 10 epochs of 2 steps give one validation.
+        ("aevb_frey_face", "frey_face", ADAGRAD, 0.02, 6.4e-4, 10),
+        ("modern_mnist", "mnist", ADAM, 1e-3, 0.0, 1),
+    ],
+)
+def test_paper_experiments_train_with_their_settings(
+    experiment, data, optimizer, lr, weight_decay, epochs, tiny_data, tmp_path
+):
+    overrides = [*tiny_overrides(tiny_data, tmp_path, data), *ONE_EPOCH]
+    paper = compose_run([f"experiment={experiment}"], tmp_path)
+    hidden, likelihood = {"mnist": ([500], "bernoulli"), "frey_face": ([200], "gaussian")}[data]
+    assert (paper.model.latent_dim, paper.model.hidden_dims) == (20, hidden)
+    assert (paper.model.activation, paper.model.likelihood) == ("tanh", likelihood)
+    assert (paper.model.num_samples, paper.data.batch_size) == (1, 100)
+    assert paper.data._target_.split(".")[-1] == DATA_MODULES[data]
+
+    # Trained small: the tiny overrides (network, data, epochs) on top of the recipe.
+    overrides = [*overrides, f"experiment={experiment}", f"trainer.max_epochs={epochs}"]
+    cfg = compose_run(overrides, tmp_path)
+    metrics = train(cfg)
+    assert torch.isfinite(torch.tensor(metrics["val/elbo"]))
+    state, group = _optimizer(cfg)
+    assert state == optimizer
+    assert group["lr"] == pytest.approx(lr) and group["weight_decay"] == pytest.approx(weight_decay)
+
+
+def test_optimizer_adagrad_with_its_step_size(tiny_data, tmp_path):
+    overrides = [*tiny_overrides(tiny_data, tmp_path), *ONE_EPOCH]
+    cfg = compose_run([*overrides, "optimizer=adagrad", "model.optimizer.lr=0.05"], tmp_path)
+    train(cfg)
+    state, group = _optimizer(cfg)
+    assert state == ADAGRAD and group["lr"] == pytest.approx(0.05)
+
+
+def _column(run: Path, name: str) -> list[float]:
+    with open(run / "metrics.csv") as f:
+        return [float(row[name]) for row in csv.DictReader(f) if row.get(name)]
+
+
+def test_learning_rate_scheduler_steps_each_epoch(tiny_data, tmp_path):
+    """StepLR halving the rate each epoch: train/lr halves from one epoch to the next."""
+    scheduler = (
+        "model.scheduler={_target_:torch.optim.lr_scheduler.StepLR,_partial_:true,"
+        "step_size:1,gamma:0.5}"
+    )
+    overrides = [*tiny_overrides(tiny_data, tmp_path), *ONE_EPOCH, "trainer.max_epochs=3"]
+    cfg = compose_run([*overrides, scheduler], tmp_path)
+    train(cfg)
+    rates = _column(Path(cfg.paths.output_dir), "train/lr")
+    assert len(rates) == 3 and rates[0] <= 1e-3
+    assert [b / a for a, b in itertools.pairwise(rates)] == pytest.approx([0.5, 0.5])
+    [scheduler_state] = _checkpoint(cfg)["lr_schedulers"]
+    assert (scheduler_state["step_size"], scheduler_state["gamma"]) == (1, 0.5)
+
+
+def test_static_binarisation_and_split_seed_reach_the_training_data(tiny_data, tmp_path):
+    overrides = [*tiny_overrides(tiny_data, tmp_path), *ONE_EPOCH]
+    cfg = compose_run([*overrides, "data.binarize=static", "data.split_seed=3"], tmp_path)
+    train(cfg)
+    summary = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
+    assert summary["binarize"] == "static"
+    datamodules = [instantiate(compose_run([*overrides, *extra], tmp_path).data) for extra in (
+        ["data.binarize=static", "data.split_seed=3"], ["data.binarize=static"]
+    )]  # fmt: skip
+    for datamodule in datamodules:
+        datamodule.setup()
+    train_x = datamodules[0].splits["train"]
+    assert ((train_x == 0) | (train_x == 1)).all()
+    assert not torch.equal(datamodules[0].splits["val"], datamodules[1].splits["val"])
+
+
+def test_max_steps_with_unlimited_epochs_stops_at_the_step(tiny_data, tmp_path):
+    """7 steps: one epoch of 5 and 2 of the next; validated once, after the first."""
+    overrides = [*tiny_overrides(tiny_data, tmp_path), "logger=csv"]
+    cfg = compose_run([*overrides, "trainer.max_steps=7", "trainer.max_epochs=-1"], tmp_path)
+    metrics = train(cfg)
+    summary = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
+    assert summary["steps"] == 7 and "test/elbo" in metrics
+
+
+@pytest.mark.xfail(
+    reason="no validation before max_steps: no best checkpoint for the test (being fixed)",
+    strict=True,
+)
+def test_max_steps_within_the_first_epoch(tiny_data, tmp_path):
+    """3 steps, fewer than an epoch: the run ends before any validation."""
+    overrides = [*tiny_overrides(tiny_data, tmp_path), "logger=csv"]
+    cfg = compose_run([*overrides, "trainer.max_steps=3", "trainer.max_epochs=-1"], tmp_path)
+    metrics = train(cfg)
+    summary = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
+    assert summary["steps"] == 3 and "test/elbo" in metrics
+
+
+def test_without_the_media_callback_no_images_are_drawn(tiny_data, tmp_path):
+    overrides = [*tiny_overrides(tiny_data, tmp_path), *ONE_EPOCH]
+    with_media = compose_run(overrides, tmp_path / "a")
+    train(with_media)
+    assert list((Path(with_media.paths.output_dir) / "media").glob("*.png"))
+    without = compose_run([*overrides, "~callbacks.media"], tmp_path / "b")
+    train(without)
+    assert not (Path(without.paths.output_dir) / "media").exists()
+
+
+def test_log_model_all_logs_every_checkpoint_as_saved(tiny_data, tmp_path):
+    overrides = [*tiny_overrides(tiny_data, tmp_path), "test=false", "~callbacks.media"]
+    cfg = compose_run([*overrides, "logger=wandb", "logger.wandb.log_model=all"], tmp_path)
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    assert not (run / "metrics.csv").exists()  # logger=wandb alone: no CSV logger
+    [offline] = run.rglob("offline-run-*")
+    artifacts = describe(offline)["artifacts"]
+    # 2 epochs, each saving best-epochNNN.ckpt (the ELBO improves) and last.ckpt.
+    assert [a["type"] for a in artifacts] == ["model"] * 4, artifacts
+
+
+@pytest.mark.xfail(
+    reason="vae-report reads metrics.csv, which logger=wandb alone does not write", strict=True
+)
+def test_report_of_a_run_logged_to_wandb_only(tiny_data, tmp_path):
+    overrides = [*tiny_overrides(tiny_data, tmp_path), *ONE_EPOCH, "~callbacks.media"]
+    cfg = compose_run([*overrides, "logger=wandb"], tmp_path)
+    train(cfg)
+    write_report([Path(cfg.paths.output_dir)], tmp_path / "docs")
+    assert (tmp_path / "docs/results.md").is_file()
+
+
+@pytest.fixture(scope="module")
+def console_run(tiny_data, tmp_path_factory) -> tuple[Path, Path, dict]:
+    """`vae-train` with the data and cache folders given as environment variables only."""
+    tmp_path = tmp_path_factory.mktemp("console")
+    cache = tmp_path / "cache"
+    overrides = [o for o in tiny_overrides(tiny_data, tmp_path) if not o.startswith("paths.")] + [
+        "trainer.max_epochs=1"
+    ]
+    env = {**os.environ, "VAE_DATA_DIR": str(tiny_data[0]), "VAE_CACHE_DIR": str(cache)}
+    result = subprocess.run(
+        [console_script("vae-train"), *overrides],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    [summary] = (tmp_path / "outputs").rglob("summary.json")
+    return tmp_path, summary.parent, env
+
+
+def test_data_and_cache_folders_come_from_the_environment(console_run, tiny_data):
+    tmp_path, run, _ = console_run
+    config = (run / "config.yaml").read_text()
+    assert f"data_dir: {tiny_data[0]}" in config and f"cache_dir: {tmp_path / 'cache'}" in config
+    assert (tmp_path / "cache/MNIST/raw/train-images-idx3-ubyte").is_file()
+    assert not (tmp_path / "data").exists()
+
+
+def test_console_scripts_evaluate_report_and_read_the_offline_run(console_run):
+    tmp_path, run, env = console_run
+
+    def script(*command: str) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        return result
+
+    script(console_script("vae-eval"), f"ckpt_path={run}", "num_importance_samples=5")
+    [eval_json] = (run / "eval").rglob("eval.json")
+    record = json.loads(eval_json.read_text())
+    assert (record["num_importance_samples"], record["num_data_points"]) == (5, 100)
+    script(console_script("vae-report"), str(run.parent), "--out", "docs")
+    assert "(K = 5, 100 points)" in (tmp_path / "docs/results.md").read_text()
+    [offline] = run.rglob("offline-run-*")
+    printed = script(sys.executable, "-m", "vae_lightning.wandb_offline", str(offline))
+    described = json.loads(printed.stdout)
+    assert {"val/elbo", "test/elbo"} <= set(described["scalars"])
+
+
+@pytest.mark.slow
+def test_importance_sampling_benchmark_runs_tiny(tmp_path):
+    output = tmp_path / "results.json"
+    script = ROOT / "benchmarks/importance_sampling_throughput.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--points", "2", "--samples", "3", "--output", str(output)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(output.read_text())
+    assert results["samples"] == 3 and len(results["results"]) == 5
+    assert all(r["pairs_per_s"] > 0 for r in results["results"])
