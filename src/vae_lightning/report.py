@@ -204,8 +204,11 @@ def estimator_table(records: list[Record]) -> list[str]:
 
 
 def read_curve(metrics_csv: Path, key: str) -> list[tuple[int, float]]:
-    """[(step + 1, value)] of the rows of metrics.csv where ``key`` is set (epoch ends)."""
+    """[(step + 1, value)] of the rows of metrics.csv where ``key`` is set (epoch ends); none
+    for a run without metrics.csv (logged to W&B only)."""
     curve = []
+    if not metrics_csv.is_file():
+        return curve
     with open(metrics_csv, newline="") as f:
         for row in csv.DictReader(f):
             if row.get(key) and math.isfinite(value := float(row[key])):
