@@ -52,13 +52,18 @@ def test_unreachable_download_is_a_clear_error(tiny_data, compose_train, tmp_pat
     assert "http://127.0.0.1:9/frey_rawface.mat" in str(raised.value)
 
 
-def test_a_run_folder_that_holds_a_run_is_never_trained_into(tiny_data, compose_train, tmp_path):
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "last.ckpt").write_bytes(b"precious")
+@pytest.mark.parametrize(
+    "precious", ["checkpoints/last.ckpt", "metrics.csv", "summary.json"], ids=lambda p: p
+)
+def test_a_run_folder_that_holds_a_run_is_never_trained_into(
+    precious, tiny_data, compose_train, tmp_path
+):
+    path = tmp_path / "run" / precious
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"precious")
     with pytest.raises(UserError, match="already holds a training run"):
         train(compose_train(tiny_overrides(tiny_data, tmp_path)))
-    assert (run / "checkpoints" / "last.ckpt").read_bytes() == b"precious"
+    assert path.read_bytes() == b"precious"
 
 
 def test_cli_reports_bad_input_in_one_paragraph_and_exits_non_zero(tiny_data, tmp_path):

@@ -269,6 +269,9 @@ def test_sigusr1_saves_an_hpc_checkpoint_and_the_requeued_job_resumes(
     requeued = run_cli("vae_lightning.train", args, tmp_path, **_env(), **slurm)
     assert requeued.returncode == 0, requeued.stderr[-3000:]
     _assert_same_record(run, uninterrupted)
+    # Resumed from the pre-emption's checkpoint (step 7), not the older last.ckpt (step 6).
+    [resume] = json.loads((run / "summary.json").read_text())["resumed_from"]
+    assert Path(resume["checkpoint"]).name.startswith("hpc_ckpt_") and resume["step"] == 7
 
 
 def test_unpacked_copies_are_used_only_from_the_named_folders_verified_files(tiny_data, tmp_path):
@@ -348,3 +351,22 @@ def test_last_checkpoint_is_written_at_every_epoch_end_even_without_a_new_best(
     checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
     assert [p.name for p in checkpoints.glob("best-*.ckpt")] == ["best-epoch000.ckpt"]
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 15
+
+
+def test_checkpoint_bytes_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
+    """A crash of the machine (not only the process) after the rename must not leave an empty
+    file: the temporary file is fsynced, then renamed over the old checkpoint."""
+    from vae_lightning.training import checkpointing
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(
+        checkpointing.os, "fsync", lambda fd: events.append(("fsync", fd)) or real_fsync(fd)
+    )
+    monkeypatch.setattr(
+        checkpointing.os,
+        "replace",
+        lambda a, b: events.append(("replace", Path(b).name)) or real_replace(a, b),
+    )
+    checkpointing.AtomicCheckpointIO().save_checkpoint({"w": torch.ones(2)}, tmp_path / "a.ckpt")
+    assert [e[0] for e in events] == ["fsync", "replace"] and events[1][1] == "a.ckpt"
