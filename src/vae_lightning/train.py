@@ -5,7 +5,6 @@ import os
 import platform
 import resource
 import statistics
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +18,10 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vae_lightning.cli import exit_with_message, run_app
 from vae_lightning.config import apply_dataset_defaults, check_train_config, config_dir
 from vae_lightning.errors import ConfigError, UserError
+from vae_lightning.schema import check_schema
 from vae_lightning.tracking.wandb_options import check_wandb_config
 from vae_lightning.tracking.wandb_run import create_loggers, finish_wandb, wandb_run_id
 from vae_lightning.training.callbacks import EpochTimer
@@ -30,6 +31,8 @@ from vae_lightning.training.distributed import launched_rank, use_job_command_fo
 from vae_lightning.training.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
+# Nodes that take any key: wandb.init's options, checked by check_wandb_config.
+OPEN_NODES = ("logger.wandb",)
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -86,6 +89,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     run = RunFolder(cfg.paths.output_dir)
     rank_zero = launched_rank() == 0  # other ranks share rank 0's folder, which rank 0 keeps
     try:
+        check_schema(cfg, "train", config_dir(), open_nodes=OPEN_NODES)
         apply_dataset_defaults(cfg)
         check_train_config(cfg)
         check_wandb_config(cfg)
@@ -255,14 +259,14 @@ def end_distributed_run(environ_before: set[str]) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     """Train; returns the validation ELBO, the objective of sweepers such as Optuna.
 
     A single run that fails on a `UserError` exits with status 2 and its message. In a
     multirun, a failing job is logged with its number and overrides and its exception is
     handed to Hydra, which marks the job failed and goes on with the other jobs (the basic
-    sweeper raises the first failure once its batch of jobs is done; Optuna records the
-    trial as failed).
+    sweeper raises the first failure once its batch of jobs is done, and `run_app` exits
+    with status 2 if it is a `UserError`; Optuna records the trial as failed).
     """
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     environ_before = set(os.environ)
@@ -273,13 +277,16 @@ def main(cfg: DictConfig) -> float | None:
         if multirun:
             job = HydraConfig.get().job
             log.error("Job %s (%s) failed: %s", job.num, job.override_dirname or "-", err)
-            raise
-        if isinstance(err, UserError):
-            log.error("%s", err)
-            sys.exit(2)
+        elif isinstance(err, UserError):
+            exit_with_message(err)
         raise
     end_distributed_run(environ_before)
     return metrics.get("val/elbo")
+
+
+def main() -> None:
+    """`python -m vae_lightning.train` and `vae-train`."""
+    run_app(hydra_main)
 
 
 if __name__ == "__main__":
