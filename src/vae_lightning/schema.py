@@ -68,7 +68,7 @@ def _check_node(
     is_open = path in open_nodes or takes_any
     for key in node:
         full = f"{path}.{key}" if path else str(key)
-        if key in INSTANTIATE_KEYS or OmegaConf.is_missing(node, key):
+        if key in INSTANTIATE_KEYS or full == "hydra" or OmegaConf.is_missing(node, key):
             continue
         value = node[key]
         new_object = isinstance(value, DictConfig) and "_target_" in value and not params
