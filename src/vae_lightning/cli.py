@@ -21,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from vae_lightning.errors import UserError
 from vae_lightning.schema import unknown_key_message
+from vae_lightning.training.console import drop_third_party_notices
 
 log = logging.getLogger(__name__)
 EXIT_USER_ERROR = 2
@@ -32,6 +33,7 @@ def run_app(hydra_main: Callable[[], Any]) -> None:
     """Run a `@hydra.main` function; exit 2 with a short message on the user's mistake."""
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1" and _OURS not in os.environ
     os.environ.update({"HYDRA_FULL_ERROR": "1", _OURS: "1"})
+    drop_third_party_notices()
     try:
         hydra_main()
     except (UserError, HydraException, OmegaConfBaseException) as err:

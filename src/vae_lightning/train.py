@@ -186,7 +186,7 @@ def fit_and_test(
             best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
             if not best:
                 log.info("No best checkpoint (no validation ran): testing the final weights.")
-            trainer.test(model, datamodule=datamodule, ckpt_path="best" if best else None)
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     if trainer.is_global_zero:
         write_summary(cfg, trainer, metrics, time.perf_counter() - start, run)
