@@ -23,7 +23,12 @@ from vae_lightning.config import apply_dataset_defaults, check_train_config, con
 from vae_lightning.errors import ConfigError, UserError
 from vae_lightning.schema import check_schema
 from vae_lightning.tracking.wandb_options import check_wandb_config
-from vae_lightning.tracking.wandb_run import create_loggers, finish_wandb, wandb_run_id
+from vae_lightning.tracking.wandb_run import (
+    WandbLogger,
+    create_loggers,
+    finish_wandb,
+    wandb_run_id,
+)
 from vae_lightning.training.callbacks import EpochTimer
 from vae_lightning.training.checkpointing import check_resume_checkpoint, resume_checkpoint
 from vae_lightning.training.cuda_check import pytorch_cuda_check
@@ -171,8 +176,11 @@ def fit_and_test(
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False
     )
+    samples_per_step = cfg.data.batch_size * trainer.world_size
     for logger in loggers:
         logger.log_hyperparams({"num_params": sum(p.numel() for p in model.parameters())})
+        if isinstance(logger, WandbLogger):  # optimiser steps x the global minibatch
+            logger.samples_seen = lambda: trainer.global_step * samples_per_step
     if trainer.is_global_zero:
         OmegaConf.save(cfg, run.path / "config.yaml", resolve=True)
 
