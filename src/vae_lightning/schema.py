@@ -39,7 +39,7 @@ def check_schema(
 ) -> None:
     """Refuse an unknown key (naming close known ones) or a value of the wrong type.
 
-    ``open_nodes``: key paths whose nodes take any key (checked by their own code);
+    ``open_nodes``: key paths whose nodes and subnodes take any key (checked by their code);
     ``aliases``: other names of keys a user may type, e.g. {'K': 'num_importance_samples'}.
     """
     defaults = composed_defaults(config_name, config_dir)
@@ -65,7 +65,7 @@ def _check_node(
 ) -> None:
     params, takes_any = _arguments(node.get("_target_")) if "_target_" in node else ({}, False)
     default_keys = set(default) if isinstance(default, DictConfig) else set()
-    is_open = path in open_nodes or takes_any
+    is_open = takes_any or any(path == o or path.startswith(f"{o}.") for o in open_nodes)
     for key in node:
         full = f"{path}.{key}" if path else str(key)
         if key in INSTANTIATE_KEYS or full == "hydra" or OmegaConf.is_missing(node, key):
