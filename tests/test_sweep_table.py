@@ -14,10 +14,8 @@ def test_a_sweep_prints_its_jobs_best_first(tiny_data, tmp_path):
     start = next(i for i, line in enumerate(lines) if line.startswith("overrides "))
     rows = lines[start + 1 : start + 3]
     [sweep] = (tmp_path / "outputs" / "train" / "multiruns").iterdir()
-    elbos = {
-        str(job.relative_to(tmp_path)): json.loads((job / "summary.json").read_text())["metrics"]["val/elbo"]
-        for job in (sweep / "0", sweep / "1")
-    }
+    summaries = {str(job.relative_to(tmp_path)): job / "summary.json" for job in sweep.glob("?")}
+    elbos = {job: json.loads(f.read_text())["metrics"]["val/elbo"] for job, f in summaries.items()}
     shown = [(float(re.search(r"  (-?\d+\.\d\d)  ", row)[1]), row.split()[-1]) for row in rows]
     assert [folder for _, folder in shown] == sorted(elbos, key=elbos.get, reverse=True)
     assert all(abs(value - elbos[folder]) < 0.01 for value, folder in shown)
