@@ -74,9 +74,11 @@ def _check_node(
         new_object = isinstance(value, DictConfig) and "_target_" in value and not params
         if key not in default_keys and key not in params and not is_open and not new_object:
             raise ConfigError(unknown_key_message(full, key, default_keys | set(params), aliases))
-        default_value = default.get(key) if key in default_keys else _EMPTY
-        if key in default_keys and OmegaConf.is_interpolation(default, key):
-            default_value = _EMPTY
+        default_value = _EMPTY  # none, or none known before the run (an interpolation, ???)
+        if key in default_keys and not (
+            OmegaConf.is_interpolation(default, key) or OmegaConf.is_missing(default, key)
+        ):
+            default_value = default[key]
         if not _same(value, default_value):  # the config files' own values are not checked
             _check_type(full, value, params.get(key, _EMPTY), default_value)
         if isinstance(value, DictConfig):
