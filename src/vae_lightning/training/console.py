@@ -4,7 +4,9 @@ Each is named by its text, so any other warning still shows:
 - Lightning's "Tip" to install litlogger, printed by every Trainer;
 - PyTorch's deprecation of `isinstance(treespec, LeafSpec)`, raised by Lightning's own code;
 - Lightning's "does not have many workers": our data sets are tensors in memory, which a
-  data loader serves without worker processes.
+  data loader serves without worker processes;
+- alembic's "setup plugin ..." lines, logged at import by Optuna's storage code in a
+  `hparams_search=optuna` sweep.
 """
 
 import logging
@@ -31,6 +33,7 @@ def drop_third_party_notices() -> None:
     """Silence the notices above in this process (and the processes it starts the same way)."""
     for message in _DROPPED_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     for name in _LIGHTNING_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropNotices) for f in logger.filters):
