@@ -17,7 +17,7 @@ MISTAKES = [
     (TRAIN, ["trainer.max_epochs=ten"], ["trainer.max_epochs=ten", "an integer"]),
     (TRAIN, ["trainer.precision=fp8"], ["trainer.precision=fp8", "bf16-mixed"]),
     (TRAIN, ["test=maybe"], ["test=maybe", "true or false"]),
-    (TRAIN, ["seed=abc"], ["seed=abc", "an integer"]),
+    (TRAIN, ["seed=abc"], ["value seed=abc", "an integer"]),
     (TRAIN, ["callbacks.media.every_n_epochs=often"], ["callbacks.media.every_n_epochs"]),
     (TRAIN, ["data=mnst"], ["data", "data=mnist"]),
     (TRAIN, ["optimizer=sgd"], ["optimizer", "adagrad, adam"]),

@@ -79,7 +79,8 @@ def _check_node(
             OmegaConf.is_interpolation(default, key) or OmegaConf.is_missing(default, key)
         ):
             default_value = default[key]
-        if not _same(value, default_value):  # the config files' own values are not checked
+        # Neither the config files' own values nor interpolations (checked at their source).
+        if not (_same(value, default_value) or OmegaConf.is_interpolation(node, key)):
             _check_type(full, value, params.get(key, _EMPTY), default_value)
         if isinstance(value, DictConfig):
             child = default_value if isinstance(default_value, DictConfig) else None
