@@ -125,7 +125,10 @@ EVAL_SPLITS = ("test", "val")
 def check_eval_config(cfg: DictConfig) -> None:
     """All checks of an evaluation config, run before any file is read or written."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
-        _fail("ckpt_path", None, "the path of a checkpoint file or of a training run folder")
+        raise ConfigError(
+            "ckpt_path is required: the training run folder or checkpoint file to evaluate, e.g. "
+            "`python -m vae_lightning.eval ckpt_path=outputs/train/runs/<run>` (a run's folder)."
+        )
     if (split := cfg.get("split")) not in EVAL_SPLITS:
         _fail("split", split, f"one of {', '.join(EVAL_SPLITS)}")
     if not (_is_int(samples := cfg.get("num_importance_samples")) and samples >= 1):

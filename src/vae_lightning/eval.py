@@ -7,7 +7,6 @@ import csv
 import hashlib
 import json
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from vae_lightning.cli import exit_with_message, run_app
 from vae_lightning.config import check_data_config, check_eval_config, config_dir
 from vae_lightning.data.datamodule import InMemoryDataModule
 from vae_lightning.errors import ConfigError, UserError
@@ -35,6 +35,7 @@ from vae_lightning.evaluation.metrics import (
 )
 from vae_lightning.models.ppca import fit_ppca, ppca_log_likelihood
 from vae_lightning.models.vae import VariationalAutoencoder
+from vae_lightning.schema import check_schema
 
 log = logging.getLogger(__name__)
 
@@ -267,12 +268,18 @@ def summary_table(record: dict[str, Any], folder: Path) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
+    # `data` takes any key of the run's data config; K is the literature's name of the samples.
     try:
+        check_schema(cfg, "eval", config_dir(), ("data",), {"K": "num_importance_samples"})
         evaluate(cfg)
     except UserError as err:
-        log.error("%s", err)
-        sys.exit(2)
+        exit_with_message(err)
+
+
+def main() -> None:
+    """`python -m vae_lightning.eval` and `vae-eval`: a user error exits 2 (`run_app`)."""
+    run_app(hydra_main)
 
 
 if __name__ == "__main__":

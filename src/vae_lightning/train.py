@@ -5,7 +5,6 @@ import os
 import platform
 import resource
 import statistics
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -19,10 +18,17 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vae_lightning.cli import exit_with_message, run_app
 from vae_lightning.config import apply_dataset_defaults, check_train_config, config_dir
 from vae_lightning.errors import ConfigError, UserError
+from vae_lightning.schema import check_schema
 from vae_lightning.tracking.wandb_options import check_wandb_config
-from vae_lightning.tracking.wandb_run import create_loggers, finish_wandb, wandb_run_id
+from vae_lightning.tracking.wandb_run import (
+    WandbLogger,
+    create_loggers,
+    finish_wandb,
+    wandb_run_id,
+)
 from vae_lightning.training.callbacks import EpochTimer
 from vae_lightning.training.checkpointing import check_resume_checkpoint, resume_checkpoint
 from vae_lightning.training.cuda_check import pytorch_cuda_check
@@ -30,6 +36,8 @@ from vae_lightning.training.distributed import launched_rank, use_job_command_fo
 from vae_lightning.training.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
+# Nodes that take any key: wandb.init's options, checked by check_wandb_config.
+OPEN_NODES = ("logger.wandb",)
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -86,6 +94,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     run = RunFolder(cfg.paths.output_dir)
     rank_zero = launched_rank() == 0  # other ranks share rank 0's folder, which rank 0 keeps
     try:
+        check_schema(cfg, "train", config_dir(), open_nodes=OPEN_NODES)
         apply_dataset_defaults(cfg)
         check_train_config(cfg)
         check_wandb_config(cfg)
@@ -168,8 +177,11 @@ def fit_and_test(
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False
     )
+    samples_per_step = cfg.data.batch_size * trainer.world_size
     for logger in loggers:
         logger.log_hyperparams({"num_params": sum(p.numel() for p in model.parameters())})
+        if isinstance(logger, WandbLogger):  # optimiser steps x the global minibatch
+            logger.samples_seen = lambda: trainer.global_step * samples_per_step
     if trainer.is_global_zero:
         OmegaConf.save(cfg, run.path / "config.yaml", resolve=True)
 
@@ -183,7 +195,7 @@ def fit_and_test(
             best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
             if not best:
                 log.info("No best checkpoint (no validation ran): testing the final weights.")
-            trainer.test(model, datamodule=datamodule, ckpt_path="best" if best else None)
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     if trainer.is_global_zero:
         write_summary(cfg, trainer, metrics, time.perf_counter() - start, run)
@@ -256,14 +268,14 @@ def end_distributed_run(environ_before: set[str]) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     """Train; returns the validation ELBO, the objective of sweepers such as Optuna.
 
     A single run that fails on a `UserError` exits with status 2 and its message. In a
     multirun, a failing job is logged with its number and overrides and its exception is
     handed to Hydra, which marks the job failed and goes on with the other jobs (the basic
-    sweeper raises the first failure once its batch of jobs is done; Optuna records the
-    trial as failed).
+    sweeper raises the first failure once its batch of jobs is done, and `run_app` exits
+    with status 2 if it is a `UserError`; Optuna records the trial as failed).
     """
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     environ_before = set(os.environ)
@@ -274,13 +286,16 @@ def main(cfg: DictConfig) -> float | None:
         if multirun:
             job = HydraConfig.get().job
             log.error("Job %s (%s) failed: %s", job.num, job.override_dirname or "-", err)
-            raise
-        if isinstance(err, UserError):
-            log.error("%s", err)
-            sys.exit(2)
+        elif isinstance(err, UserError):
+            exit_with_message(err)
         raise
     end_distributed_run(environ_before)
     return metrics.get("val/elbo")
+
+
+def main() -> None:
+    """`python -m vae_lightning.train` and `vae-train`."""
+    run_app(hydra_main)
 
 
 if __name__ == "__main__":

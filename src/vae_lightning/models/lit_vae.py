@@ -109,13 +109,16 @@ class VAE(L.LightningModule):
     def _log_epoch(self, split: str) -> None:
         """Log `{split}/{elbo,recon,kl}` (and the bound): means over the epoch's data points."""
         for name, value in self.mean_elbo[f"{split}_elbo"].compute().items():
-            self.log(f"{split}/{name}", value)
+            # The same value on every process: sync_dist averages equal values (no warning).
+            shown = split == "val" and name == "elbo"  # in the progress bar
+            self.log(f"{split}/{name}", value, prog_bar=shown, sync_dist=True)
         self.mean_elbo[f"{split}_elbo"].reset()
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
-        self.log("train/lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]))
-        self.log("train/kl_weight", self.kl_weight())
+        lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        self.log("train/lr", lr, sync_dist=True)
+        self.log("train/kl_weight", self.kl_weight(), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")

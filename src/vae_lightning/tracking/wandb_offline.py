@@ -21,6 +21,7 @@ HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
 BLOCK = 32 * 1024
 RECORD_HEADER = 7
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+SUMMARY_KINDS = ("min", "max", "mean", "best", "last", "first")
 
 
 def wandb_file(path: str | Path) -> Path:
@@ -66,11 +67,13 @@ def _key(item: Any) -> str:
 
 
 def read_run(path: str | Path) -> dict[str, Any]:
-    """What a run logged: name, group, tags, config, history rows, summary, files, artifacts."""
+    """What a run logged: name, group, tags, config, history rows, metric definitions,
+    summary, files, artifacts."""
     run: dict[str, Any] = {
         "history": [],
         "summary": {},
         "config": {},
+        "metrics": {},
         "files": [],
         "artifacts": [],
         "exit_code": None,
@@ -94,6 +97,12 @@ def read_run(path: str | Path) -> dict[str, Any]:
                     continue  # image fields other than its type
                 row["/".join(keys[:-1]) if len(keys) > 1 else keys[0]] = json.loads(item.value_json)
             run["history"].append(row)
+        elif kind == "metric":  # define_metric: a chart's x axis and the summary kept
+            metric = record.metric
+            run["metrics"][metric.name or metric.glob_name] = {
+                "step_metric": metric.step_metric,
+                "summary": [k for k in SUMMARY_KINDS if getattr(metric.summary, k)],
+            }
         elif kind == "summary":
             for item in record.summary.update:
                 run["summary"][_key(item)] = json.loads(item.value_json)

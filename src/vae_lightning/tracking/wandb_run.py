@@ -8,7 +8,7 @@ other loggers and checkpoints go on.
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 INIT_TIMEOUT_S = 30
 # Aggregates shown in the runs table: the best ELBO, not the last one.
 SUMMARIES = {f"{split}/elbo": "max" for split in ("train", "val", "test")}
+# Training samples seen (optimiser steps x the global minibatch): the x axis of the ELBO
+# charts, as in Figure 2 of Kingma & Welling.
+SAMPLES_SEEN = "trainer/samples_seen"
 
 
 class WandbLogger(LightningWandbLogger):
@@ -42,6 +45,9 @@ class WandbLogger(LightningWandbLogger):
     """
 
     _broken = False
+    # Training samples seen so far, set once the trainer exists. (Lightning's logged step lags
+    # the optimiser steps by one at validation, so it is not derived from `step`.)
+    samples_seen: Callable[[], int] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -68,6 +74,8 @@ class WandbLogger(LightningWandbLogger):
         self._guard("logging hyperparameters", super().log_hyperparams, params)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self.samples_seen is not None:
+            metrics = {**metrics, SAMPLES_SEEN: self.samples_seen()}
         self._guard("logging metrics", super().log_metrics, metrics, step)
 
     def log_image(self, key: str, images: list[Any], step: int | None = None, **kwargs) -> None:
@@ -90,7 +98,7 @@ def _start(node: DictConfig, mode: str, extra: dict[str, Any]) -> WandbLogger:
     if rank_zero_only.rank == 0:
         experiment = logger.experiment  # starts the W&B run now, so failures show up here
         for metric, summary in SUMMARIES.items():
-            experiment.define_metric(metric, step_metric="trainer/global_step", summary=summary)
+            experiment.define_metric(metric, step_metric=SAMPLES_SEEN, summary=summary)
     return logger
 
 

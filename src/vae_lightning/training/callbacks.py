@@ -41,7 +41,7 @@ class EpochTimer(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         rate = self._samples * trainer.world_size / (self._end - self._start)
         self.samples_per_sec.append(rate)
-        pl_module.log("train/samples_per_sec", rate)
+        pl_module.log("train/samples_per_sec", rate, sync_dist=True)  # mean over processes
 
 
 class StopOnNonFiniteLoss(L.Callback):

@@ -76,19 +76,19 @@ class MediaLogger(L.Callback):
 
     @torch.no_grad()
     def grids(self, pl_module: L.LightningModule) -> dict[str, Tensor]:
+        """Grids in [0, 1], each image enlarged to at least MIN_IMAGE_PX pixels high (nearest
+        neighbour, so pixels stay sharp) with a white gap between images."""
         vae, device = pl_module.vae, pl_module.device
         grids = {}
         samples = vae.decode(self._z.to(device)).float().cpu()
-        grids["samples"] = make_grid(samples, nrow=8, pad_value=1.0)
+        grids["samples"] = _grid(samples, nrow=8)
         x = self._batch.to(device)
         pairs = torch.stack([x, vae.reconstruct(x)], dim=1).flatten(0, 1).float().cpu()
-        grids["reconstructions"] = make_grid(pairs, nrow=16, pad_value=1.0)
+        grids["reconstructions"] = _grid(pairs, nrow=16)
         if vae.latent_dim == 2:
             z = manifold_latents(self.manifold_steps).to(device)
-            grids["manifold"] = make_grid(
-                vae.decode(z).float().cpu(), nrow=self.manifold_steps, padding=0
-            )
-        return {k: v.clamp(0, 1) for k, v in grids.items()}
+            grids["manifold"] = _grid(vae.decode(z).float().cpu(), nrow=self.manifold_steps)
+        return grids
 
     def publish(self, trainer: L.Trainer, grids: dict[str, Tensor]) -> None:
         epoch, step = trainer.current_epoch, trainer.global_step
@@ -98,11 +98,34 @@ class MediaLogger(L.Callback):
                 # 8-bit (H, W, C) arrays: the form every image logger reads the same way
                 # (wandb >= 0.2x casts float tensors to uint8 without scaling them).
                 image = grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-                logger.log_image(
-                    key=f"media/{name}", images=[image], step=step, caption=[f"epoch {epoch}"]
-                )
+                caption = caption_of(name, trainer.lightning_module, epoch)
+                logger.log_image(key=f"media/{name}", images=[image], step=step, caption=[caption])
         if not image_loggers:
             folder = self.dirpath or Path(trainer.default_root_dir) / "media"
             folder.mkdir(parents=True, exist_ok=True)
             for name, grid in grids.items():
                 save_image(grid, folder / f"{name}_epoch{epoch:03d}.png")
+
+
+# Each image of a grid is enlarged to at least this height; GAP_PX of white between images.
+MIN_IMAGE_PX = 84
+GAP_PX = 2
+_SHOWS = {
+    "samples": "decoder means E[x|z] of fixed prior draws z ~ N(0, I)",
+    "reconstructions": "pairs: each validation image, then its reconstruction E[x|z = mu(x)]",
+    "manifold": "decoder means over a grid of z at normal quantiles",
+}
+
+
+def _grid(images: Tensor, nrow: int) -> Tensor:
+    factor = max(1, -(-MIN_IMAGE_PX // images.shape[-2]))  # ceiling division
+    large = torch.nn.functional.interpolate(images, scale_factor=factor, mode="nearest")
+    return make_grid(large.clamp(0, 1), nrow=nrow, padding=GAP_PX * factor, pad_value=1.0)
+
+
+def caption_of(name: str, pl_module: L.LightningModule, epoch: int) -> str:
+    """E.g. 'VAE (elbo, bernoulli decoder), latent size 2, epoch 3: decoder means of ...'."""
+    hparams = pl_module.hparams
+    model = "PPCA" if hparams.get("likelihood") == "linear_gaussian" else "VAE"
+    details = f"{hparams.get('objective', 'elbo')}, {hparams.get('likelihood')} decoder"
+    return f"{model} ({details}), latent size {hparams.latent_dim}, epoch {epoch}: {_SHOWS[name]}"

@@ -1,0 +1,40 @@
+"""What a run prints: Lightning's and PyTorch's notices that are no news to our users are dropped.
+
+Each is named by its text, so any other warning still shows:
+- Lightning's "Tip" to install litlogger, printed by every Trainer;
+- PyTorch's deprecation of `isinstance(treespec, LeafSpec)`, raised by Lightning's own code;
+- Lightning's "does not have many workers": our data sets are tensors in memory, which a
+  data loader serves without worker processes;
+- alembic's "setup plugin ..." lines, logged at import by Optuna's storage code in a
+  `hparams_search=optuna` sweep.
+"""
+
+import logging
+import warnings
+
+_DROPPED_WARNINGS = (
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r"The '\w+_dataloader' does not have many workers",
+)
+_DROPPED_LOG_RECORDS = ("💡 Tip: For seamless cloud logging",)
+# Where Lightning's rank_zero_info writes.
+_LIGHTNING_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+)
+
+
+class _DropNotices(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_DROPPED_LOG_RECORDS)
+
+
+def drop_third_party_notices() -> None:
+    """Silence the notices above in this process (and the processes it starts the same way)."""
+    for message in _DROPPED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for name in _LIGHTNING_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropNotices) for f in logger.filters):
+            logger.addFilter(_DropNotices())

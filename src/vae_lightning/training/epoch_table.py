@@ -1,0 +1,80 @@
+"""One row per epoch on the console and in train.log: the ELBOs, KL, speed and time so far."""
+
+import logging
+import math
+import time
+
+import lightning as L
+
+log = logging.getLogger(__name__)
+
+HEADER = (
+    f"{'epoch':>6} {'train ELBO':>11} {'val ELBO':>11} {'val KL':>8} {'samples/s':>10} "
+    f"{'elapsed':>9}  (nats per data point; * best validation ELBO so far)"
+)
+
+
+class EpochTable(L.Callback):
+    """Logs a row per training epoch (rank 0 only), in nats per data point:
+
+    epoch, train ELBO (the mean over the epoch's data points), validation ELBO and KL of
+    that epoch (blank when validation did not run), training samples per second and the
+    time since training started; ``*`` marks the best validation ELBO so far.
+    An epoch's row is written once Lightning has logged its means: when the next epoch
+    starts, or training ends.
+    """
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+        self._best = -math.inf
+        self._pending: int | None = None
+        self._val: dict[str, float] = {}
+        self._header_written = False
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        self._val = {k: float(metrics[f"val/{k}"]) for k in ("elbo", "kl") if f"val/{k}" in metrics}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._pending = trainer.current_epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write_row(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write_row(trainer)
+
+    def _write_row(self, trainer: L.Trainer) -> None:
+        epoch, val, self._pending, self._val = self._pending, self._val, None, {}
+        if epoch is None or not trainer.is_global_zero:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        best = "elbo" in val and val["elbo"] > self._best
+        self._best = max(self._best, val.get("elbo", -math.inf))
+        row = [
+            f"{epoch:>6}",
+            _cell(metrics.get("train/elbo"), ".2f", 11),
+            _cell(val.get("elbo"), ".2f", 11),
+            _cell(val.get("kl"), ".2f", 8),
+            _cell(metrics.get("train/samples_per_sec"), ".0f", 10),
+            f"{_clock(time.perf_counter() - self._start):>9}",
+        ]
+        if not self._header_written:
+            log.info("%s", HEADER)
+            self._header_written = True
+        log.info("%s%s", " ".join(row), " *" if best else "")
+
+
+def _cell(value: float | None, spec: str, width: int) -> str:
+    return " " * width if value is None else f"{value:>{width}{spec}}"
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
