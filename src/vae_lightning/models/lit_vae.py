@@ -33,8 +33,9 @@ class VAE(L.LightningModule):
     the first ``kl_warmup_steps`` optimiser steps (0: no warm-up).
     Logs ``{train,val,test}/{elbo,recon,kl}`` in nats per data point, always the true ELBO
     (weight 1), where ``recon`` is -E_q[log p(x|z)] and ``elbo = -(recon + kl)``; for
-    'iwae' also ``{split}/iwae_bound``; ``train/lr`` and ``train/kl_weight`` at each
-    epoch's end. ``optimizer`` and ``scheduler`` are Hydra configs with ``_partial_: true``.
+    'iwae' also ``{split}/iwae_bound``; ``train/lr`` (the rate the epoch started with) and
+    ``train/kl_weight`` at each epoch's end. ``optimizer`` and ``scheduler`` are Hydra configs
+    with ``_partial_: true``.
     """
 
     def __init__(
@@ -114,10 +115,15 @@ class VAE(L.LightningModule):
             self.log(f"{split}/{name}", value, prog_bar=shown, sync_dist=True)
         self.mean_elbo[f"{split}_elbo"].reset()
 
+    def on_train_epoch_start(self) -> None:
+        # The rate the epoch starts with: epoch-wise schedulers step before its end hooks.
+        self._epoch_lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+
+    on_train_start = on_train_epoch_start  # a run resumed mid-epoch starts no epoch
+
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
-        lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
-        self.log("train/lr", lr, sync_dist=True)
+        self.log("train/lr", self._epoch_lr, sync_dist=True)
         self.log("train/kl_weight", self.kl_weight(), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
