@@ -3,6 +3,7 @@ test would catch: the data loaders' sharding and shuffling, the arguments and th
 of importance sampling."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,10 +14,16 @@ from vae_lightning.models.vae import VariationalAutoencoder
 
 
 class Process:
-    """What the data module reads of a trainer: this process's rank among world_size."""
+    """What the data module reads of a trainer: this process's rank among world_size, and the
+    batches trained in this epoch (for the loader's checkpointed position)."""
 
     def __init__(self, rank: int, world_size: int) -> None:
         self.global_rank, self.world_size = rank, world_size
+        self.fit_loop = SimpleNamespace(
+            epoch_loop=SimpleNamespace(
+                batch_progress=SimpleNamespace(current=SimpleNamespace(processed=0))
+            )
+        )
 
 
 @pytest.fixture(scope="module")
