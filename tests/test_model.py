@@ -100,3 +100,19 @@ def test_elbo_is_a_lower_bound_on_a_model_with_one_latent_state():
     p = torch.sigmoid(vae.decoder.logits.bias)
     log_px = (x.flatten() * p.log() + (1 - x.flatten()) * (1 - p).log()).sum()
     torch.testing.assert_close(vae.elbo(x, num_samples=5).elbo, log_px.view(1))
+
+
+def test_latent_means_of_more_than_two_dimensions_are_drawn_on_their_principal_axes():
+    from vae_lightning.evaluation.figures import principal_components
+
+    generator = torch.Generator().manual_seed(0)
+    # Variance along a direction outside the first two coordinates: PCA must find it.
+    direction = torch.tensor([0.0, 0.0, 3.0, 4.0, 0.0]) / 5
+    points = torch.randn(500, 1, generator=generator) * 10 * direction
+    points += 0.1 * torch.randn(500, 5, generator=generator)
+    shown, explained = principal_components(points)
+    assert shown.shape == (500, 2) and explained[0] > 0.95
+    centred = points - points.mean(0)
+    assert shown[:, 0].abs().tolist() == pytest.approx(
+        (centred @ direction).abs().tolist(), abs=0.2
+    )

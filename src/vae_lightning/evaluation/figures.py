@@ -53,12 +53,30 @@ def save_manifold(vae: VariationalAutoencoder, path: Path, size: int = 20) -> No
     save_grid(images, path, nrow=size, padding=0)
 
 
+def principal_components(points: Tensor, count: int = 2) -> tuple[Tensor, Tensor]:
+    """The projection of `points` (n, d) on their first `count` principal axes, and the
+    fraction of the variance each axis explains."""
+    centred = points.double() - points.double().mean(0)
+    _, singular, axes = torch.linalg.svd(centred, full_matrices=False)
+    explained = singular.pow(2) / singular.pow(2).sum()
+    return (centred @ axes[:count].T).float(), explained[:count].float()
+
+
 def save_latent_scatter(means: Tensor, labels: Tensor, path: Path) -> None:
-    """The latent means mu(x) (first two dimensions) of a split, coloured by digit label."""
+    """The latent means mu(x) of a split, coloured by digit label: the two coordinates of a
+    2-D latent space, else the means projected on their two principal axes (PCA)."""
     fig, ax = plt.subplots(figsize=PLOT_SIZE_INCHES, dpi=PLOT_DPI)
-    points = ax.scatter(means[:, 0], means[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
+    if means.shape[1] > 2:
+        shown, explained = principal_components(means)
+        names = [
+            f"PC {i + 1} ({100 * float(e):.0f}% of the variance)" for i, e in enumerate(explained)
+        ]
+        title = f"Latent means of q(z|x), {means.shape[1]} dimensions projected by PCA"
+    else:
+        shown, names, title = means, ["$\\mu_1$", "$\\mu_2$"], "Latent means of q(z|x)"
+    points = ax.scatter(shown[:, 0], shown[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
     fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
-    ax.set(xlabel="$\\mu_1$", ylabel="$\\mu_2$", title="Latent means of q(z|x)")
+    ax.set(xlabel=names[0], ylabel=names[1], title=title)
     fig.savefig(path, dpi=PLOT_DPI)
     plt.close(fig)
 
