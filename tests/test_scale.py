@@ -172,7 +172,7 @@ def test_parallel_launcher_reports_a_nan_job_and_finishes_the_other(tiny_data, t
     assert status == {"0": "completed", "1": "failed"}  # the other job finished
     log = (sweep / "1" / "train.log").read_text()
     assert "Job 1" in log and "failed" in log and "at step 2" in log
-    assert "loss is nan at step 2" in result.stderr
+    assert "loss is nan at step 2" in result.stdout + result.stderr
 
 
 @pytest.mark.slow
