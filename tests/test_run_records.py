@@ -356,15 +356,16 @@ def test_last_checkpoint_is_written_at_every_epoch_end_even_without_a_new_best(
 def test_checkpoint_bytes_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
     """A crash of the machine (not only the process) after the rename must not leave an empty
     file: the temporary file is fsynced, then renamed over the old checkpoint."""
+    from vae_lightning import atomic_files
     from vae_lightning.training import checkpointing
 
     events = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(
-        checkpointing.os, "fsync", lambda fd: events.append(("fsync", fd)) or real_fsync(fd)
+        atomic_files.os, "fsync", lambda fd: events.append(("fsync", fd)) or real_fsync(fd)
     )
     monkeypatch.setattr(
-        checkpointing.os,
+        atomic_files.os,
         "replace",
         lambda a, b: events.append(("replace", Path(b).name)) or real_replace(a, b),
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from torchvision.datasets.utils import download_url
 
+from vae_lightning.atomic_files import atomic_write
 from vae_lightning.errors import DataError
 
 
@@ -81,13 +82,8 @@ def _download(url: str, folder: Path, filename: str, checksums: dict[str, str]) 
 
 def gunzip(source: Path, target: Path) -> Path:
     """Unpack `source` to `target` atomically (a crash leaves no half-written target)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as out,
-        gzip.open(source, "rb") as src,
-    ):
+    with gzip.open(source, "rb") as src, atomic_write(target, "wb") as out:
         shutil.copyfileobj(src, out)
-    os.replace(out.name, target)
     return target
 
 
@@ -107,7 +103,6 @@ def unpacked_copy(source: Path, source_md5: str, target: Path) -> Path:
         pass
     gunzip(source, target)
     record = {"source": str(source), "source_md5": source_md5, "size": target.stat().st_size}
-    tmp = manifest.with_name(f".{manifest.name}.tmp")
-    tmp.write_text(json.dumps(record) + "\n")
-    os.replace(tmp, manifest)
+    with atomic_write(manifest) as file:
+        file.write(json.dumps(record) + "\n")
     return target

@@ -15,14 +15,14 @@ an end-of-epoch checkpoint) is written once only.
 """
 
 import csv
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+from vae_lightning.atomic_files import atomic_write
 
 SUPERSEDED_FILE = "metrics_superseded.csv"
 
@@ -36,18 +36,10 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def write_rows_atomically(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
     """Write a whole CSV file through a temporary file renamed into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _signature(row: dict[str, Any]) -> tuple[str, frozenset[str]]:

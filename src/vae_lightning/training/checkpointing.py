@@ -1,9 +1,7 @@
 """Fault tolerance: atomic checkpoint files, which checkpoint to resume from, and its checks."""
 
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,8 @@ import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from vae_lightning.atomic_files import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -30,18 +30,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 "AtomicCheckpointIO does not take storage_options; got "
                 f"{storage_options!r}. Use a CheckpointIO plugin that supports them."
             )
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(Path(path), "wb") as file:
+            torch.save(checkpoint, file)
 
 
 def resume_checkpoint(output_dir: Path) -> Path | None:
@@ -165,13 +155,6 @@ def copy_atomically(source: Path, target: Path) -> Path:
     """Copy `source` to `target` through a temporary file; an existing target is kept."""
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open(source, "rb") as src, atomic_write(target, "wb") as out:
+        shutil.copyfileobj(src, out)
     return target

@@ -11,10 +11,10 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from vae_lightning.atomic_files import atomic_write
 from vae_lightning.errors import ConfigError
 
 LOCK_FILE = ".run.lock"
@@ -25,16 +25,8 @@ HYDRA_FILES = {".hydra", "train.log", LOCK_FILE}
 
 def write_json_atomically(path: Path, record: dict[str, Any]) -> None:
     """Replace `path` by `record` as JSON; a crash leaves the old file or the new, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(json.dumps(record, indent=2) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as file:
+        file.write(json.dumps(record, indent=2) + "\n")
 
 
 class RunFolder:
