@@ -111,22 +111,17 @@ def test_static_binarisation_and_split_seed_reach_the_training_data(tiny_data, t
     assert not torch.equal(datamodules[0].splits["val"], datamodules[1].splits["val"])
 
 
-def test_max_steps_with_unlimited_epochs_stops_at_the_step(tiny_data, tmp_path):
-    """7 steps: one epoch of 5 and 2 of the next; validated once, after the first."""
+@pytest.mark.parametrize(
+    "steps",
+    [7, 3],
+    ids=["7 steps: one epoch of 5 and 2 of the next", "3 steps: ends before any validation"],
+)
+def test_max_steps_with_unlimited_epochs_stops_at_the_step(steps, tiny_data, tmp_path):
     overrides = [*tiny_overrides(tiny_data, tmp_path), "logger=csv"]
-    cfg = compose_run([*overrides, "trainer.max_steps=7", "trainer.max_epochs=-1"], tmp_path)
+    cfg = compose_run([*overrides, f"trainer.max_steps={steps}", "trainer.max_epochs=-1"], tmp_path)
     metrics = train(cfg)
     summary = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
-    assert summary["steps"] == 7 and "test/elbo" in metrics
-
-
-def test_max_steps_within_the_first_epoch(tiny_data, tmp_path):
-    """3 steps, fewer than an epoch: the run ends before any validation."""
-    overrides = [*tiny_overrides(tiny_data, tmp_path), "logger=csv"]
-    cfg = compose_run([*overrides, "trainer.max_steps=3", "trainer.max_epochs=-1"], tmp_path)
-    metrics = train(cfg)
-    summary = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
-    assert summary["steps"] == 3 and "test/elbo" in metrics
+    assert summary["steps"] == steps and "test/elbo" in metrics
 
 
 def test_without_the_media_callback_no_images_are_drawn(tiny_data, tmp_path):
