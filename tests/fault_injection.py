@@ -22,6 +22,18 @@ class KillAtStep(L.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class KillInValidationAtStep(L.Callback):
+    """SIGKILLs this process as validation starts at global step `step`: after the training
+    batches of an epoch (and a checkpoint saved at the last of them), before its end."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking and trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 class PoisonAtStep(L.Callback):
     """Fills the model's first parameter with NaN at global step `step`: the loss turns NaN."""
 

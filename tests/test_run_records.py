@@ -95,6 +95,26 @@ def test_run_killed_at_a_random_step_resumes_to_the_uninterrupted_record(
     assert [r["step"] for r in summary["resumed_from"]] == [step - step % 2]
 
 
+def test_run_killed_between_an_epochs_last_batch_and_its_end_resumes_to_the_same_record(
+    uninterrupted, tiny_data, tmp_path
+):
+    """Step 10 ends epoch 1 and is due an interval checkpoint: it waits for the epoch's end,
+    since Lightning resumes one saved after the last batch as a finished epoch (no validation,
+    no epoch-end row). Killed in that validation, the run resumes from step 8."""
+    run = tmp_path / "run"
+    kill = [
+        "+callbacks.kill._target_=fault_injection.KillInValidationAtStep",
+        "+callbacks.kill.step=10",
+    ]
+    assert _train(tiny_data, tmp_path, run, *kill).returncode == -signal.SIGKILL
+    last = run / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 8
+
+    resumed = _train(tiny_data, tmp_path, run, "auto_resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _assert_same_record(run, uninterrupted)
+
+
 def test_run_killed_while_writing_a_checkpoint_resumes_from_the_previous_one(
     uninterrupted, tiny_data, tmp_path
 ):
@@ -371,3 +391,18 @@ def test_checkpoint_bytes_reach_the_disk_before_the_rename(tmp_path, monkeypatch
     )
     checkpointing.AtomicCheckpointIO().save_checkpoint({"w": torch.ones(2)}, tmp_path / "a.ckpt")
     assert [e[0] for e in events] == ["fsync", "replace"] and events[1][1] == "a.ckpt"
+
+
+def test_an_epoch_resumed_after_its_last_batch_logs_no_throughput():
+    """A checkpoint Lightning saved after an epoch's last batch (SLURM's signal can land there)
+    resumes straight into that epoch's end: no batch was timed, so no rate is logged."""
+    from types import SimpleNamespace
+
+    from vae_lightning.training.callbacks import EpochTimer
+
+    logged = []
+    module = SimpleNamespace(log=lambda *args, **kwargs: logged.append(args))
+    timer = EpochTimer()
+    timer.on_train_start(SimpleNamespace(), module)
+    timer.on_train_epoch_end(SimpleNamespace(world_size=1), module)
+    assert logged == [] and timer.samples_per_sec == []

@@ -25,7 +25,8 @@ class EpochTimer(L.Callback):
         self.first_step_unix_time: float | None = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start, self._samples = time.perf_counter(), 0
+        self._start = self._end = time.perf_counter()
+        self._samples = 0
 
     # A run resumed mid-epoch starts training without starting an epoch: time from here.
     on_train_start = on_train_epoch_start
@@ -39,6 +40,8 @@ class EpochTimer(L.Callback):
             self.first_step_unix_time = time.time()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._samples == 0:  # resumed after the epoch's last batch: nothing timed here
+            return
         rate = self._samples * trainer.world_size / (self._end - self._start)
         self.samples_per_sec.append(rate)
         pl_module.log("train/samples_per_sec", rate, sync_dist=True)  # mean over processes

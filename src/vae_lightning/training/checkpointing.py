@@ -92,6 +92,9 @@ class ModelCheckpoint(LightningModelCheckpoint):
     - Resumed into a new folder (``ckpt_path=``), it keeps the best checkpoint: the best file
       is copied into the new folder and its score is ranked against, where Lightning would
       warn that the folder changed and start ranking afresh.
+    - A step or time interval never saves after an epoch's last batch, the checkpoint that
+      follows at once at the epoch's end is written instead. Lightning resumes a checkpoint
+      saved there as a finished epoch, without that epoch's validation and end.
     - After any resume, the step at which metrics are logged is the optimiser step again.
       Lightning re-derives that counter assuming the checkpoint was saved at a batch's end; one
       saved elsewhere in a step (SLURM's SIGUSR1 handler saves wherever the signal lands)
@@ -123,6 +126,10 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         self._restored = True
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx + 1 < trainer.num_training_batches:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self._restored:  # the first batch after a resume: one optimiser, one step a batch
