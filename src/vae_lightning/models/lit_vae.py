@@ -17,6 +17,8 @@ SPLITS = ("train", "val", "test")
 TERMS = ("elbo", "recon", "kl")
 # Base seeds of the noise of validation and test batches.
 EVAL_SEEDS = {"val": 1_000_000, "test": 2_000_000}
+# Devices on which torch fuses Adam, AdamW and Adagrad alike (optimizer.fused=true).
+FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
 
 
 def _plain(value: Any) -> Any:
@@ -157,8 +159,22 @@ class VAE(L.LightningModule):
     def test_step(self, x: Tensor, batch_idx: int) -> None:
         self._eval_step(x, batch_idx, "test")
 
+    def _optimizer_settings(self) -> dict[str, Any]:
+        settings = dict(self.hparams.optimizer)
+        if settings.get("fused") and self.device.type not in FUSED_OPTIMIZER_DEVICES:
+            settings["fused"] = None  # torch's default implementation for this device
+        return settings
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A resumed run steps as this run's config says (fused or not), not as the run that
+        saved the checkpoint did: torch would restore the saved choice with the state."""
+        if "fused" in self.hparams.optimizer:
+            for state in checkpoint.get("optimizer_states", []):
+                for group in state["param_groups"]:
+                    group["fused"] = self._optimizer_settings()["fused"]
+
     def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
+        optimizer = instantiate(self._optimizer_settings())(params=self.parameters())
         if not self.hparams.scheduler:
             return optimizer
         scheduler_cfg = dict(self.hparams.scheduler)
