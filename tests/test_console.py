@@ -47,8 +47,16 @@ def test_a_default_run_prints_a_row_per_epoch_and_no_noise(tiny_data, tmp_path):
 
 @pytest.mark.parametrize(
     "sweep",
-    [["model.latent_dim=2,3"], ["hparams_search=optuna", "hydra.sweeper.n_trials=2"]],
-    ids=["grid", "optuna"],
+    [
+        pytest.param(["model.latent_dim=2,3"], id="grid"),
+        pytest.param(["hparams_search=optuna", "hydra.sweeper.n_trials=2"], id="optuna"),
+        # Jobs in worker processes of their own (joblib), which `run_app` never ran in.
+        pytest.param(
+            ["model.latent_dim=2,3", "hydra/launcher=parallel"],
+            id="parallel",
+            marks=pytest.mark.slow,
+        ),
+    ],
 )
 def test_a_sweep_prints_no_noise(tiny_data, tmp_path, sweep):
     args = [a for a in tiny_overrides(tiny_data, tmp_path) if not a.startswith("model.latent")]
