@@ -1,20 +1,38 @@
-"""What a default training run shows: a row per epoch, the validation ELBO in the progress
-bar, and no warning that is not ours to fix."""
+"""What a training run shows: a row per epoch, the validation ELBO in the progress bar, one
+line for the W&B run, and no warning or chatter that is not ours to fix, in a single run as in
+a sweep and an Optuna search. W&B is not silenced here (the other tests silence it)."""
 
 import re
 
+import pytest
 from conftest import run_cli, tiny_overrides
 
 WARNING = re.compile(r"warn|💡|\.py:\d+: ", re.IGNORECASE)
+# W&B's own lines ("wandb: Run history:", its sparklines) and Optuna's ("[I 2026-...] A new
+# study created in memory ...").
+CHATTER = re.compile(r"^wandb: |\[[IWE] \d{4}-\d\d-\d\d ")
+NOT_SILENT = {"WANDB_SILENT": "false"}
 ROW = re.compile(r"epoch_table\]\[INFO\] - +(\d+) +(-?\d+\.\d\d) +(-?\d+\.\d\d) +(\d+\.\d\d) +\d+ ")
+
+
+def noise(console: str) -> list[str]:
+    """The console's lines that are third-party warnings, tips or chatter."""
+    return [line for line in console.splitlines() if WARNING.search(line) or CHATTER.search(line)]
+
+
+def wandb_lines(console: str) -> list[str]:
+    """Our one line per W&B run, saying where it is and how to upload it."""
+    return [line for line in console.splitlines() if "W&B run saved offline" in line]
 
 
 def test_a_default_run_prints_a_row_per_epoch_and_no_noise(tiny_data, tmp_path):
     args = [a for a in tiny_overrides(tiny_data, tmp_path) if "refresh_rate" not in a]
-    result = run_cli("vae_lightning.train", [*args, "trainer.max_epochs=3"], tmp_path)
+    result = run_cli("vae_lightning.train", [*args, "trainer.max_epochs=3"], tmp_path, **NOT_SILENT)
     console = result.stdout + result.stderr
     assert result.returncode == 0, console[-3000:]
-    assert [line for line in console.splitlines() if WARNING.search(line)] == []
+    assert noise(console) == []
+    [wandb_run] = tmp_path.glob("outputs/train/runs/*/wandb/offline-run-*")
+    assert [line.endswith(f"`wandb sync {wandb_run}`.") for line in wandb_lines(console)] == [True]
     assert "val/elbo=" in console  # the progress bar shows the last validation ELBO
 
     [log_file] = tmp_path.glob("outputs/train/runs/*/train.log")
@@ -25,3 +43,27 @@ def test_a_default_run_prints_a_row_per_epoch_and_no_noise(tiny_data, tmp_path):
         val = [float(m[3]) for m in rows]
         marked = [line.endswith(" *") for line in text.splitlines() if ROW.search(line)]
         assert marked == [v == max(val[: i + 1]) for i, v in enumerate(val)]
+
+
+@pytest.mark.parametrize(
+    "sweep",
+    [
+        pytest.param(["model.latent_dim=2,3"], id="grid"),
+        pytest.param(["hparams_search=optuna", "hydra.sweeper.n_trials=2"], id="optuna"),
+        # Jobs in worker processes of their own (joblib), which `run_app` never ran in.
+        pytest.param(
+            ["model.latent_dim=2,3", "hydra/launcher=parallel"],
+            id="parallel",
+            marks=pytest.mark.slow,
+        ),
+    ],
+)
+def test_a_sweep_prints_no_noise(tiny_data, tmp_path, sweep):
+    args = [a for a in tiny_overrides(tiny_data, tmp_path) if not a.startswith("model.latent")]
+    args += ["trainer.max_epochs=1", "test=false", *sweep, "-m"]
+    result = run_cli("vae_lightning.train", args, tmp_path, **NOT_SILENT)
+    console = result.stdout + result.stderr
+    assert result.returncode == 0, console[-3000:]
+    assert noise(console) == []
+    assert len(wandb_lines(console)) == 2  # one per job
+    assert "Sweep " in console and "best first" in console  # the sweep's table is still there

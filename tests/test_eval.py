@@ -6,6 +6,7 @@ import json
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import run_cli, tiny_overrides
@@ -15,7 +16,13 @@ from PIL import Image
 from vae_lightning.config import config_dir
 from vae_lightning.errors import UserError
 from vae_lightning.eval import evaluate
-from vae_lightning.evaluation.figures import save_manifold
+from vae_lightning.evaluation.checkpoint import checkpoint_epoch, load_checkpoint_file
+from vae_lightning.evaluation.figures import (
+    RECONSTRUCTION_ROWS,
+    reconstruction_figure,
+    save_manifold,
+)
+from vae_lightning.models import VAE
 from vae_lightning.models.vae import VariationalAutoencoder
 from vae_lightning.train import train
 
@@ -78,14 +85,37 @@ def test_cli_evaluates_a_run_folder(mnist_run, tmp_path):
     assert [row["index"] for row in per_point(folder)] == [str(i) for i in range(100)]
     sizes = {p.name: Image.open(p).size for p in folder.glob("*.png")}
     assert sizes == {
-        "reconstructions.png": (10 * 30 + 2, 2 * 30 + 2),
+        "reconstructions.png": (800, 308),  # 10 digits across 8 inches, two titled rows
         "samples.png": (10 * 30 + 2, 10 * 30 + 2),
         "manifold.png": (20 * 28, 20 * 28),
         "latent_means.png": (800, 600),
         "training_curves.png": (800, 600),
     }
     assert record["figures"] == sorted(sizes, key=record["figures"].index)
+    # The reconstructions are titled with the model, the checkpoint's epoch and latent size.
+    epoch = int(Path(record["checkpoint"]).stem.removeprefix("best-epoch"))
+    title = Image.open(folder / "reconstructions.png").text["Title"]
+    assert title == f"VAE (elbo, bernoulli decoder), latent size 2, epoch {epoch}"
+    # last.ckpt of the 2 epochs (0 and 1) holds the weights of epoch 1, whatever Lightning's
+    # `epoch` says.
+    assert checkpoint_epoch(load_checkpoint_file(mnist_run / "checkpoints" / "last.ckpt")) == 1
     assert "log_likelihood_is" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_reconstruction_figure_titles_its_rows_and_shows_what_they_say():
+    vae = VAE(image_shape=[1, 28, 28], latent_dim=2, hidden_dims=[8]).vae
+    x = torch.rand(10, 1, 28, 28)
+    fig = reconstruction_figure(vae, x, "VAE (elbo, bernoulli decoder), latent size 2, epoch 4")
+    assert fig.get_suptitle() == "VAE (elbo, bernoulli decoder), latent size 2, epoch 4"
+    top, bottom = fig.axes
+    assert [top.get_title(loc="left"), bottom.get_title(loc="left")] == list(RECONSTRUCTION_ROWS)
+    assert RECONSTRUCTION_ROWS[0].startswith("originals")
+    assert RECONSTRUCTION_ROWS[1].startswith("reconstructions")
+    for ax, images in ((top, x), (bottom, vae.reconstruct(x))):
+        grid = ax.images[0].get_array()
+        assert grid.shape == (30 + 2, 10 * 30 + 2)  # one row of 10 digits, 2-pixel gaps
+        for i in (0, 9):  # the first and the last digit of the row
+            assert np.allclose(grid[2:30, 2 + 30 * i : 30 * (i + 1)], images[i, 0], atol=1e-6)
 
 
 def per_point(folder: Path) -> list[dict[str, str]]:

@@ -24,7 +24,13 @@ from vae_lightning.config import check_data_config, check_eval_config, config_di
 from vae_lightning.data.datamodule import InMemoryDataModule
 from vae_lightning.errors import ConfigError, UserError
 from vae_lightning.evaluation import figures
-from vae_lightning.evaluation.checkpoint import load_model, resolve_checkpoint, run_folder_of
+from vae_lightning.evaluation.checkpoint import (
+    checkpoint_epoch,
+    load_checkpoint_file,
+    load_model,
+    resolve_checkpoint,
+    run_folder_of,
+)
 from vae_lightning.evaluation.metrics import (
     combine_estimates,
     elbo_terms,
@@ -125,16 +131,16 @@ def latent_coverage(vae: VariationalAutoencoder, points: Points, cfg: DictConfig
 
 
 def save_figures(
-    cfg: DictConfig, vae: VariationalAutoencoder, points: Points, folder: Path
+    cfg: DictConfig, vae: VariationalAutoencoder, points: Points, folder: Path, title: str
 ) -> list[str]:
     """The paper's figures that apply to this model and data; returns their file names.
 
-    Reconstructions and latent means are of the evaluated points."""
+    Reconstructions and latent means are of the evaluated points; `title` names the model
+    (`figures.model_title`)."""
     device = next(vae.parameters()).device
     torch.manual_seed(cfg.seed)
-    figures.save_reconstructions(
-        vae, points.images[: cfg.num_reconstructions].to(device), folder / "reconstructions.png"
-    )
+    x = points.images[: cfg.num_reconstructions].to(device)
+    figures.save_reconstructions(vae, x, folder / "reconstructions.png", title)
     figures.save_prior_samples(vae, folder / "samples.png")
     names = ["reconstructions.png", "samples.png"]
     if vae.latent_dim == 2:
@@ -218,7 +224,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         cfg, module.vae, points, train_images, module.hparams.num_samples
     )
     write_per_point(folder / "per_point.csv", points.indices, per_point)
-    figure_names = save_figures(cfg, module.vae, points, folder)
+    epoch = checkpoint_epoch(load_checkpoint_file(checkpoint))
+    title = figures.model_title(module.hparams, epoch)
+    figure_names = save_figures(cfg, module.vae, points, folder, title)
     latent = module.hparams.latent_dim
     seconds["total"] = time.perf_counter() - start
     record = {

@@ -31,6 +31,7 @@ from vae_lightning.tracking.wandb_run import (
 )
 from vae_lightning.training.callbacks import EpochTimer
 from vae_lightning.training.checkpointing import check_resume_checkpoint, resume_checkpoint
+from vae_lightning.training.console import drop_third_party_notices
 from vae_lightning.training.cuda_check import pytorch_cuda_check
 from vae_lightning.training.distributed import launched_rank, use_job_command_for_ddp_children
 from vae_lightning.training.run_folder import RunFolder
@@ -278,6 +279,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     with status 2 if it is a `UserError`; Optuna records the trial as failed).
     """
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    drop_third_party_notices()  # again: a launcher may run this job in a process of its own
     environ_before = set(os.environ)
     try:
         metrics = train(cfg)

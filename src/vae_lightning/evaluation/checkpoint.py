@@ -69,6 +69,17 @@ def load_checkpoint_file(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
+def checkpoint_epoch(checkpoint: dict[str, Any]) -> int:
+    """The epoch (counted from 0, as in the epoch table) whose training gave the weights.
+
+    Lightning's ``epoch`` counts the epochs finished once a checkpoint is written at an
+    epoch's end (`last.ckpt` of a 2-epoch run says 2); the fit loop's count of epochs started
+    does not depend on when in the epoch the checkpoint was written."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+    started = progress.get("current", {}).get("started")
+    return started - 1 if started else checkpoint["epoch"]
+
+
 def load_model(path: Path) -> VAE:
     """Rebuild the VAE from the checkpoint's saved hyperparameters and load its weights."""
     checkpoint = load_checkpoint_file(path)

@@ -2,13 +2,16 @@
 
 import csv
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid
@@ -25,9 +28,38 @@ def save_grid(images: Tensor, path: Path, nrow: int, padding: int = PADDING) -> 
     Image.fromarray(grid.mul(255).add(0.5).clamp(0, 255).byte().numpy(), mode="L").save(path)
 
 
-def save_reconstructions(vae: VariationalAutoencoder, x: Tensor, path: Path) -> None:
-    """One row of originals above one row of their reconstructions E[x|z = mu(x)]."""
-    save_grid(torch.cat([x, vae.reconstruct(x)]), path, nrow=len(x))
+def model_title(hparams: Mapping[str, Any], epoch: int) -> str:
+    """E.g. 'VAE (elbo, bernoulli decoder), latent size 2, epoch 3' (epochs counted from 0)."""
+    model = "PPCA" if hparams.get("likelihood") == "linear_gaussian" else "VAE"
+    details = f"{hparams.get('objective', 'elbo')}, {hparams.get('likelihood')} decoder"
+    return f"{model} ({details}), latent size {hparams['latent_dim']}, epoch {epoch}"
+
+
+RECONSTRUCTION_ROWS = ("originals x", "reconstructions E[x | z = μ(x)]")
+
+
+def reconstruction_figure(vae: VariationalAutoencoder, x: Tensor, title: str) -> Figure:
+    """A row of originals above the row of their reconstructions E[x|z = mu(x)], each row
+    titled (RECONSTRUCTION_ROWS), under `title`; the images fill the plot's width."""
+    (height, width), count = x.shape[-2:], len(x)
+    row_inches = PLOT_SIZE_INCHES[0] * height / (count * width)
+    fig, axes = plt.subplots(
+        2, 1, figsize=(PLOT_SIZE_INCHES[0], 1 + 2.6 * row_inches), layout="constrained"
+    )
+    for ax, label, images in zip(axes, RECONSTRUCTION_ROWS, (x, vae.reconstruct(x)), strict=True):
+        grid = make_grid(images.clamp(0, 1).cpu(), nrow=count, padding=PADDING, pad_value=1.0)
+        ax.imshow(grid[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(label, loc="left", fontsize="medium")
+        ax.set_axis_off()
+    fig.suptitle(title)
+    return fig
+
+
+def save_reconstructions(vae: VariationalAutoencoder, x: Tensor, path: Path, title: str) -> None:
+    """`reconstruction_figure` as a PNG, its title also in the file's metadata."""
+    fig = reconstruction_figure(vae, x, title)
+    fig.savefig(path, dpi=PLOT_DPI, metadata={"Title": title})
+    plt.close(fig)
 
 
 def save_prior_samples(vae: VariationalAutoencoder, path: Path, rows: int = 10) -> None:

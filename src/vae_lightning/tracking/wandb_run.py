@@ -28,8 +28,12 @@ from vae_lightning.tracking.wandb_options import (
 
 log = logging.getLogger(__name__)
 
-# Seconds wandb.init may wait for the W&B server before the run goes on offline.
+# W&B settings a run starts with, under those of `logger.wandb.settings`: wandb.init may wait
+# INIT_TIMEOUT_S for the W&B server before the run goes on offline; W&B's info lines (its
+# header and the end-of-run history and summary block) are left out, its warnings kept, and
+# `start_wandb` logs one line saying where the run is.
 INIT_TIMEOUT_S = 30
+DEFAULT_SETTINGS = {"init_timeout": INIT_TIMEOUT_S, "show_info": False}
 # Aggregates shown in the runs table: the best ELBO, not the last one.
 SUMMARIES = {f"{split}/elbo": "max" for split in ("train", "val", "test")}
 # Training samples seen (optimiser steps x the global minibatch): the x axis of the ELBO
@@ -146,8 +150,13 @@ def start_wandb(
     }
     if run_id and not node.get("id"):
         extra.update(id=run_id, resume="allow")
-    if node.get("settings") is None:
-        extra["settings"] = {"init_timeout": INIT_TIMEOUT_S}
+    settings = node.get("settings")
+    extra["settings"] = {
+        **DEFAULT_SETTINGS,
+        **(OmegaConf.to_container(settings, resolve=True) if settings else {}),
+    }
+    if rank_zero_only.rank == 0:  # W&B reads show_info from its process-wide settings only
+        wandb.setup(settings=wandb.Settings(show_info=extra["settings"]["show_info"]))
     mode = resolve_mode(node.get("mode"))
     tries = [mode] if mode == "offline" else [mode, "offline"]
     for attempt in tries:
@@ -165,13 +174,12 @@ def start_wandb(
                 then,
             )
             continue
-        if attempt == "offline" and rank_zero_only.rank == 0:
-            run_dir = Path(logger.experiment.dir).parent
-            log.info(
-                "W&B is offline: this run is saved in %s; upload it with `wandb sync %s`.",
-                run_dir,
-                run_dir,
-            )
+        if rank_zero_only.rank == 0:
+            if attempt == "offline":
+                run_dir = Path(logger.experiment.dir).parent
+                log.info("W&B run saved offline; upload it with `wandb sync %s`.", run_dir)
+            elif logger.experiment.url:
+                log.info("W&B run: %s", logger.experiment.url)
         return logger
     return None
 

@@ -6,11 +6,17 @@ Each is named by its text, so any other warning still shows:
 - Lightning's "does not have many workers": our data sets are tensors in memory, which a
   data loader serves without worker processes;
 - alembic's "setup plugin ..." lines, logged at import by Optuna's storage code in a
-  `hparams_search=optuna` sweep.
+  `hparams_search=optuna` sweep;
+- Optuna's info lines ("A new study created in memory with name: ..."), by `QuietOptuna`:
+  Hydra's sweeper already logs the study's name, storage and sampler.
 """
 
 import logging
 import warnings
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 
 _DROPPED_WARNINGS = (
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
@@ -38,3 +44,15 @@ def drop_third_party_notices() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropNotices) for f in logger.filters):
             logger.addFilter(_DropNotices())
+
+
+class QuietOptuna(Callback):
+    """Hydra callback of `hparams_search=optuna`: Optuna logs its warnings only.
+
+    Set as the sweep starts, in the process that runs the study (importing Optuna in every
+    run would cost seconds)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)

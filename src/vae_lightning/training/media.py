@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
-from vae_lightning.evaluation.figures import manifold_latents
+from vae_lightning.evaluation.figures import manifold_latents, model_title
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,4 @@ def _grid(images: Tensor, nrow: int) -> Tensor:
 
 def caption_of(name: str, pl_module: L.LightningModule, epoch: int) -> str:
     """E.g. 'VAE (elbo, bernoulli decoder), latent size 2, epoch 3: decoder means of ...'."""
-    hparams = pl_module.hparams
-    model = "PPCA" if hparams.get("likelihood") == "linear_gaussian" else "VAE"
-    details = f"{hparams.get('objective', 'elbo')}, {hparams.get('likelihood')} decoder"
-    return f"{model} ({details}), latent size {hparams.latent_dim}, epoch {epoch}: {_SHOWS[name]}"
+    return f"{model_title(pl_module.hparams, epoch)}: {_SHOWS[name]}"
