@@ -1,26 +1,34 @@
-"""Training speed: the project's real entry point against a minimal plain-PyTorch loop.
+"""Training speed: the project's real entry point against plain-PyTorch loops and pythae.
 
-Three kinds of run train the same model on real MNIST (from $VAE_DATA_DIR) for N epochs, each
+Each kind of run trains the same model on real MNIST (from $VAE_DATA_DIR) for N epochs, each
 in a fresh process, one after the other in every repeat (every other repeat in reverse):
 
-- ``project``: ``python -m vae_lightning.train`` with the default config, callbacks, loggers
-  (CSV and W&B) and progress bar;
+- ``project``: ``python -m vae_lightning.train`` with the default config (fused optimiser
+  steps), callbacks, loggers (CSV and W&B) and progress bar;
 - ``lightning``: the same model in a bare Lightning ``Trainer`` (a minimal LightningModule,
-  no logger, callback, checkpoint, progress bar or validation): the floor that Lightning's
-  own per-step work sets;
-- ``plain``: the leanest loop, the data as one in-memory tensor, batches by indexing.
+  fused Adam, no logger, callback, checkpoint, progress bar or validation): the floor that
+  Lightning's own per-step work sets;
+- ``plain``: the loop a user would write: one in-memory tensor, batches by indexing,
+  ``torch.optim.Adam`` with its default settings;
+- ``plain-fused``: the same loop with fused Adam steps, the best plain loop;
+- ``pythae`` (pytorch-examples setting, with the ``bench`` extra installed): pythae 0.1.2's
+  ``VAE`` with the same 784-400-20 encoder and decoder, trained by its own
+  ``TrainingPipeline`` (Adam 1e-3, batch 128, the same 50,000 training and 10,000 validation
+  images). pythae cannot binarise dynamically, so it does not run in the paper setting.
 
 Reported per kind (medians over repeats): training samples/s (median over epochs, validation
 excluded) with the steps/s and seconds per training epoch they make, seconds from process
 start to the end of the first optimiser step, peak RSS and the test ELBO after N epochs (nats
-per data point). Then, against the plain loop: the throughput ratio of each repeat (taken
-within a repeat so that drifts of the machine's speed cancel), the ratio of the median
-throughputs, and the time per step that each kind adds.
+per data point). Then the throughput ratios of the project and the bare Trainer to each
+reference (taken within a repeat so that drifts of the machine's speed cancel), the ratio of
+the median throughputs, and the time per step that each adds.
 
     VAE_DATA_DIR=../shared/data python benchmarks/train_throughput.py --epochs 3 --repeats 5
 """
 
 import argparse
+import functools
+import importlib.util
 import json
 import os
 import statistics
@@ -43,7 +51,8 @@ SETTINGS = {
     # Kingma & Welling: 784-500-20, tanh, batch 100 (dynamic binarisation, Adam 1e-3).
     "paper": {"hidden_dims": [500], "activation": "tanh", "binarize": "dynamic", "batch_size": 100},
 }
-KINDS = ("project", "lightning", "plain")
+KINDS = ("project", "lightning", "plain", "plain-fused", "pythae")
+REFERENCES = ("plain", "plain-fused", "pythae")  # what the project is compared against
 TRAIN_IMAGES = 50_000  # MNIST's training split beside the default 10,000 for validation
 
 
@@ -102,8 +111,9 @@ def _test_elbo(model, test) -> float:
     return torch.cat([model.elbo(x).elbo for x in test.split(1000)]).mean().item()
 
 
-def plain_loop(setting: dict, epochs: int) -> dict:
-    """The leanest loop: one in-memory tensor, batches by indexing, the same model and ELBO."""
+def plain_loop(setting: dict, epochs: int, fused: bool = False) -> dict:
+    """The leanest loop: one in-memory tensor, batches by indexing, the same model and ELBO;
+    Adam with torch's default settings, or fused."""
     from vae_lightning.training.cuda_check import NVML_CHECK
 
     data, model = _data_and_model(setting)
@@ -111,7 +121,7 @@ def plain_loop(setting: dict, epochs: int) -> dict:
     # cost in every optimizer step); a plain PyTorch script runs with PyTorch's default.
     os.environ.pop(NVML_CHECK, None)
     train = data.splits["train"]
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
     batch_size, rates, first_step = setting["batch_size"], [], None
     for epoch in range(epochs):
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(epoch))
@@ -152,7 +162,7 @@ def lightning_loop(setting: dict, epochs: int) -> dict:
             return self.vae.elbo(x).loss
 
         def configure_optimizers(self):
-            return torch.optim.Adam(self.parameters(), lr=1e-3)
+            return torch.optim.Adam(self.parameters(), lr=1e-3, fused=True)
 
     timer = EpochTimer()
     trainer = L.Trainer(
@@ -169,8 +179,86 @@ def lightning_loop(setting: dict, epochs: int) -> dict:
     }
 
 
+def pythae_loop(setting: dict, epochs: int) -> dict:
+    """pythae's VAE with the pytorch/examples encoder and decoder, by its TrainingPipeline."""
+    from pythae.models import VAE, VAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+    from pythae.pipelines import TrainingPipeline
+    from pythae.trainers import BaseTrainerConfig
+    from pythae.trainers.training_callbacks import TrainingCallback
+    from torch import nn
+
+    data, _ = _data_and_model(setting)
+    hidden, latent = setting["hidden_dims"][0], 20
+
+    class Encoder(BaseEncoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU())
+            self.mu, self.log_var = nn.Linear(hidden, latent), nn.Linear(hidden, latent)
+
+        def forward(self, x):
+            h = self.body(x)
+            return ModelOutput(embedding=self.mu(h), log_covariance=self.log_var(h))
+
+    class Decoder(BaseDecoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(
+                nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, 784), nn.Sigmoid()
+            )
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=self.body(z).reshape(-1, 1, 28, 28))
+
+    class Timer(TrainingCallback):  # training batches only, as EpochTimer times the project
+        def __init__(self) -> None:
+            self.rates: list[float] = []
+            self.first_step: float | None = None
+
+        def on_train_step_begin(self, training_config, **kwargs) -> None:
+            self.start, self.batches = time.perf_counter(), 0
+
+        def on_train_step_end(self, training_config, **kwargs) -> None:
+            self.end, self.batches = time.perf_counter(), self.batches + 1
+            self.first_step = self.first_step or time.time()
+
+        def on_epoch_end(self, training_config, **kwargs) -> None:
+            self.rates.append(len(data.splits["train"]) / (self.end - self.start))
+
+    config = VAEConfig(input_dim=(1, 28, 28), latent_dim=latent, reconstruction_loss="bce")
+    model = VAE(config, encoder=Encoder(), decoder=Decoder())
+    trainer_config = BaseTrainerConfig(
+        output_dir=tempfile.mkdtemp(), num_epochs=epochs, learning_rate=1e-3,
+        per_device_train_batch_size=setting["batch_size"], per_device_eval_batch_size=1000,
+        optimizer_cls="Adam", no_cuda=True,
+    )  # fmt: skip
+    timer = Timer()
+    TrainingPipeline(model=model, training_config=trainer_config)(
+        train_data=data.splits["train"], eval_data=data.splits["val"], callbacks=[timer]
+    )
+    with torch.no_grad():  # ELBO = log p(x|z) - KL, one z per image, as _test_elbo draws it
+        elbos = []
+        for x in data.splits["test"].split(1000):
+            q = model.encoder(x)
+            std = torch.exp(0.5 * q.log_covariance)
+            z = q.embedding + std * torch.randn_like(std)
+            p = model.decoder(z).reconstruction.reshape(len(x), -1)
+            log_px = -torch.nn.functional.binary_cross_entropy(
+                p, x.reshape(len(x), -1), reduction="none"
+            ).sum(-1)
+            kl = 0.5 * (q.embedding.pow(2) + std.pow(2) - 1 - q.log_covariance).sum(-1)
+            elbos.append(log_px - kl)
+    return {
+        "samples_per_sec": statistics.median(timer.rates),
+        "first_step_unix_time": timer.first_step,
+        "test_elbo": torch.cat(elbos).mean().item(),
+    }
+
+
 def child_run(kind: str, setting_name: str, epochs: int) -> dict:
-    """A `lightning` or `plain` run in a fresh process, so start-up and memory count alike."""
+    """A run other than the project's in a fresh process, so start-up and memory count alike."""
     start = time.time()
     command = [sys.executable, __file__, "--child", kind, "--settings", setting_name]
     proc = subprocess.Popen(
@@ -195,26 +283,28 @@ def median_rate(results: list[dict]) -> float:
 def report(name: str, runs: dict[str, list[dict]], batch_size: int) -> None:
     print(f"\n== {name}: {SETTINGS[name]}")
     print(
-        f"{'':10} {'samples/s':>10} {'steps/s':>8} {'epoch s':>8} {'start->step s':>14} "
+        f"{'':12} {'samples/s':>10} {'steps/s':>8} {'epoch s':>8} {'start->step s':>14} "
         f"{'peak RSS MB':>12} {'test ELBO':>10}"
     )
     for kind, results in runs.items():
         m = {k: statistics.median(r[k] for r in results) for k in results[0]}
         rate = m["samples_per_sec"]
         print(
-            f"{kind:10} {rate:10.0f} {rate / batch_size:8.1f} {TRAIN_IMAGES / rate:8.2f} "
+            f"{kind:12} {rate:10.0f} {rate / batch_size:8.1f} {TRAIN_IMAGES / rate:8.2f} "
             f"{m['start_to_first_step_s']:14.2f} {m['peak_rss_mb']:12.0f} {m['test_elbo']:10.2f}"
         )
-    for kind in ("project", "lightning"):
-        pairs = list(zip(runs[kind], runs["plain"], strict=True))
+    for kind, reference in [(k, r) for r in REFERENCES for k in ("project", "lightning")]:
+        if reference not in runs:
+            continue
+        pairs = list(zip(runs[kind], runs[reference], strict=True))
         ratios = [a["samples_per_sec"] / b["samples_per_sec"] for a, b in pairs]
         added_us = [
             batch_size * 1e6 * (1 / a["samples_per_sec"] - 1 / b["samples_per_sec"])
             for a, b in pairs
         ]
-        of_medians = median_rate(runs[kind]) / median_rate(runs["plain"])
+        of_medians = median_rate(runs[kind]) / median_rate(runs[reference])
         print(
-            f"{kind} / plain loop throughput: median {statistics.median(ratios):.3f} of "
+            f"{kind} / {reference} throughput: median {statistics.median(ratios):.3f} of "
             f"{len(pairs)} repeats ({', '.join(f'{r:.3f}' for r in ratios)}); ratio of the "
             f"medians {of_medians:.3f}; time added per step: median "
             f"{statistics.median(added_us):.0f} us"
@@ -226,21 +316,30 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each kind, in turn")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--child", choices=("lightning", "plain"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=KINDS[1:], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # a child process of child_run
-        loop = {"lightning": lightning_loop, "plain": plain_loop}[args.child]
+        loop = {
+            "lightning": lightning_loop,
+            "plain": plain_loop,
+            "plain-fused": functools.partial(plain_loop, fused=True),
+            "pythae": pythae_loop,
+        }[args.child]
         print(json.dumps(loop(SETTINGS[args.settings[0]], args.epochs)))
         return
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.epochs} epochs")
+    has_pythae = importlib.util.find_spec("pythae") is not None
+    if not has_pythae:
+        print("pythae is not installed (pip install -e '.[bench]'): it is left out")
     for name in args.settings:
-        runs: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+        kinds = [k for k in KINDS if k != "pythae" or (has_pythae and name == "pytorch-examples")]
+        runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
         with tempfile.TemporaryDirectory() as workdir:
             for repeat in range(args.repeats):
                 # Every other repeat in reverse order, so a drift of the machine's speed
                 # favours no kind.
-                for kind in KINDS if repeat % 2 == 0 else KINDS[::-1]:
+                for kind in kinds if repeat % 2 == 0 else kinds[::-1]:
                     if kind == "project":
                         result = project_run(SETTINGS[name], args.epochs, Path(workdir))
                     else:
