@@ -137,3 +137,28 @@ def test_committed_records_regenerate_docs_results(tmp_path):
     assert (out / "results.md").read_text() == (ROOT / "docs" / "results.md").read_text()
     for figure in (out / "figures").iterdir():
         assert filecmp.cmp(figure, ROOT / "docs" / "figures" / figure.name, shallow=False)
+
+
+def test_a_record_run_of_a_published_model_is_set_beside_its_published_value(tiny_data, tmp_path):
+    args = [
+        "experiment=burda_vae_fast", *tiny_overrides(tiny_data, tmp_path), "logger=csv",
+        "data.val_size=50", f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    assert run_cli("vae_lightning.train", args, tmp_path).returncode == 0
+    evaluation = ["num_importance_samples=10", "chunk_size=5", f"ckpt_path={tmp_path / 'run'}"]
+    result = run_cli("vae_lightning.eval", evaluation, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = ["run", "--into", "records", "--name", "burda"]
+    assert run_cli("vae_lightning.evaluation.record", record, tmp_path).returncode == 0
+    result = run_cli("vae_lightning.report", ["records", "--out", "out"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "## MNIST" not in text and "## Comparison with the paper" not in text  # no grid run
+    [row] = [line for line in text.splitlines() if line.startswith("| `burda_vae_fast` |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    evaluated = json.loads((tmp_path / "records" / "burda" / "eval.json").read_text())
+    ours = evaluated["metrics"]["log_likelihood_is"]["mean"]
+    assert cells[1] == "all 100" and cells[4] == "10" and cells[5] == f"{SAMPLES_SEEN:,}"
+    assert cells[2].startswith(f"{ours:.2f} ± ") and cells[7].startswith("-86.76 (Burda")
+    assert cells[8] == f"{ours + 86.76:+.2f}"
+    assert (tmp_path / "out" / "figures" / "records_learning_curves.png").is_file()
