@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import ROOT, run_cli, tiny_overrides
 from PIL import Image
 
@@ -148,8 +149,13 @@ def test_a_record_run_of_a_published_model_is_set_beside_its_published_value(tin
     evaluation = ["num_importance_samples=10", "chunk_size=5", f"ckpt_path={tmp_path / 'run'}"]
     result = run_cli("vae_lightning.eval", evaluation, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    record = ["run", "--into", "records", "--name", "burda"]
+    record = ["run", "--into", "records", "--name", "burda", "--weights"]
     assert run_cli("vae_lightning.evaluation.record", record, tmp_path).returncode == 0
+    [weights] = (tmp_path / "records" / "burda" / "checkpoints").glob("best-*.ckpt")
+    assert "optimizer_states" not in torch.load(weights, weights_only=True)
+    again = ["num_importance_samples=10", "chunk_size=5", "ckpt_path=records/burda"]
+    assert run_cli("vae_lightning.eval", again, tmp_path).returncode == 0
+    [evaluated_again] = (tmp_path / "records" / "burda" / "eval").glob("*_test/eval.json")
     result = run_cli("vae_lightning.report", ["records", "--out", "out"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "out" / "results.md").read_text()
@@ -161,4 +167,6 @@ def test_a_record_run_of_a_published_model_is_set_beside_its_published_value(tin
     assert cells[1] == "all 100" and cells[4] == "10" and cells[5] == f"{SAMPLES_SEEN:,}"
     assert cells[2].startswith(f"{ours:.2f} ± ") and cells[7].startswith("-86.76 (Burda")
     assert cells[8] == f"{ours + 86.76:+.2f}"
+    # The committed weights alone give the record's number again.
+    assert json.loads(evaluated_again.read_text())["metrics"] == evaluated["metrics"]
     assert (tmp_path / "out" / "figures" / "records_learning_curves.png").is_file()

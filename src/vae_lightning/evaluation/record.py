@@ -3,9 +3,12 @@
 Copies the small files that the results report reads from a training run folder and its
 newest test evaluation (``eval/*_test/``, or the one given by --eval) into ``DIR/<name>/``:
 ``config.yaml``, ``overrides.yaml`` (the command line's overrides), ``metrics.csv``,
-``summary.json``, ``eval.json`` and the evaluation's ``manifold.png`` and ``samples.png``. No
-checkpoint. The folder appears whole or not at all: the files are copied into a temporary
-folder beside it, which is then renamed. An existing record is replaced only with --replace.
+``summary.json``, ``eval.json`` and the evaluation's ``manifold.png`` and ``samples.png``; with
+--weights, also the evaluated checkpoint's weights and settings (no optimiser state) as
+``checkpoints/<its name>``, so that ``python -m vae_lightning.eval ckpt_path=DIR/<name>``
+evaluates the record again. The folder appears whole or not at all: the files are copied into
+a temporary folder beside it, which is then renamed. An existing record is replaced only with
+--replace.
 """
 
 import argparse
@@ -14,14 +17,26 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
 
 from vae_lightning.errors import UserError
+from vae_lightning.evaluation.checkpoint import load_checkpoint_file
 
 RUN_FILES = {"config.yaml": "config.yaml", ".hydra/overrides.yaml": "overrides.yaml"}
 RUN_FILES |= {"metrics.csv": "metrics.csv", "summary.json": "summary.json"}
 EVAL_FILES = ("eval.json", "manifold.png", "samples.png")
 REQUIRED = ("config.yaml", "metrics.csv", "summary.json")
+# What evaluating a checkpoint reads: the weights, the model's settings and the counters.
+WEIGHTS_KEYS = ("state_dict", "hyper_parameters", "epoch", "global_step")
+WEIGHTS_KEYS += ("pytorch-lightning_version",)
+
+
+def save_weights(checkpoint: Path, target: Path) -> None:
+    """``checkpoint`` without its optimiser, loop and callback states, at ``target``."""
+    full = load_checkpoint_file(checkpoint)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: full[k] for k in WEIGHTS_KEYS if k in full}, target)
 
 
 def newest_test_evaluation(run: Path) -> Path | None:
@@ -46,6 +61,7 @@ def collect(
     name: str | None = None,
     evaluation: Path | None = None,
     replace: bool = False,
+    weights: bool = False,
 ) -> Path:
     """Copy the record of ``run`` into ``into/<name>``; returns that folder."""
     missing = [f for f in REQUIRED if not (run / f).is_file()]
@@ -63,6 +79,11 @@ def collect(
     evaluation = evaluation or newest_test_evaluation(run)
     if evaluation is not None and not (evaluation / "eval.json").is_file():
         raise UserError(f"--eval {evaluation} holds no eval.json: give an evaluation folder.")
+    if weights and evaluation is None:
+        raise UserError(
+            f"--weights records the evaluated checkpoint, but {run} has no test "
+            "evaluation: run `python -m vae_lightning.eval` on it first."
+        )
     target = into / (name or default_name(run))
     if target.exists() and not replace:
         raise UserError(f"{target} exists already; pass --replace to replace that record.")
@@ -76,6 +97,9 @@ def collect(
         for file in EVAL_FILES if evaluation else ():
             if (evaluation / file).is_file():
                 shutil.copyfile(evaluation / file, staging / file)
+        if weights:
+            evaluated = Path(json.loads((evaluation / "eval.json").read_text())["checkpoint"])
+            save_weights(evaluated, staging / "checkpoints" / evaluated.name)
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=into))
             target.rename(old / target.name)
@@ -96,12 +120,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", help="record name (one run only); default from the run")
     parser.add_argument("--eval", type=Path, help="evaluation folder (one run only)")
     parser.add_argument("--replace", action="store_true", help="replace an existing record")
+    parser.add_argument(
+        "--weights", action="store_true", help="also the evaluated checkpoint, without optimiser"
+    )
     args = parser.parse_args(argv)
     if len(args.runs) > 1 and (args.name or args.eval):
         parser.exit(2, "--name and --eval apply to one run: give one run folder.\n")
     try:
         for run in args.runs:
-            target = collect(run, args.into, args.name, args.eval, args.replace)
+            target = collect(run, args.into, args.name, args.eval, args.replace, args.weights)
             print(f"Recorded {run} in {target}")
     except UserError as err:
         parser.exit(2, f"{err}\n")
