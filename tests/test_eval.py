@@ -81,13 +81,13 @@ def test_cli_evaluates_a_run_folder(mnist_run, tmp_path):
     assert coverage["grid_half_width"] == pytest.approx(1.96, abs=0.01)
     low, middle, high = coverage["mean_percentiles_1_50_99"]
     assert low[0] <= middle[0] <= high[0] and 0 <= coverage["fraction_inside_grid"] <= 1
-    # Figures: 28 x 28 digits with 2-pixel padding; the manifold is 20 x 20 unpadded digits.
+    # Figures 8 inches wide: square grids (10 x 10 samples, 20 x 20 manifold) under a title.
     assert [row["index"] for row in per_point(folder)] == [str(i) for i in range(100)]
     sizes = {p.name: Image.open(p).size for p in folder.glob("*.png")}
     assert sizes == {
         "reconstructions.png": (800, 308),  # 10 digits across 8 inches, two titled rows
-        "samples.png": (10 * 30 + 2, 10 * 30 + 2),
-        "manifold.png": (20 * 28, 20 * 28),
+        "samples.png": (800, 860),
+        "manifold.png": (800, 860),
         "latent_means.png": (800, 600),
         "training_curves.png": (800, 600),
     }
@@ -96,6 +96,9 @@ def test_cli_evaluates_a_run_folder(mnist_run, tmp_path):
     epoch = int(Path(record["checkpoint"]).stem.removeprefix("best-epoch"))
     title = Image.open(folder / "reconstructions.png").text["Title"]
     assert title == f"VAE (elbo, bernoulli decoder), latent size 2, epoch {epoch}"
+    for name, shows in (("samples", "of prior samples"), ("manifold", "learned manifold")):
+        assert Image.open(folder / f"{name}.png").text["Title"].startswith(f"{title}: ")
+        assert shows in Image.open(folder / f"{name}.png").text["Title"]
     # last.ckpt of the 2 epochs (0 and 1) holds the weights of epoch 1, whatever Lightning's
     # `epoch` says.
     assert checkpoint_epoch(load_checkpoint_file(mnist_run / "checkpoints" / "last.ckpt")) == 1
@@ -208,10 +211,12 @@ def test_ppca_reports_its_exact_likelihood(tiny_data, compose_train, tmp_path):
 
 def test_manifold_of_frey_face_has_the_grid_of_faces(tmp_path):
     vae = VariationalAutoencoder((1, 28, 20), 2, [8], "tanh", "gaussian")
-    save_manifold(vae, tmp_path / "manifold.png", size=5)
-    assert Image.open(tmp_path / "manifold.png").size == (5 * 20, 5 * 28)
+    save_manifold(vae, tmp_path / "manifold.png", "Frey", size=5)
+    # 5 x 5 faces of 20 x 28 pixels, 8 inches wide under a title: the grid's aspect kept.
+    assert Image.open(tmp_path / "manifold.png").size == (800, round(800 * 28 / 20 + 60))
     with pytest.raises(ValueError, match="2-D"):
-        save_manifold(VariationalAutoencoder((1, 28, 20), 3, [8], "tanh", "gaussian"), tmp_path)
+        frey_3d = VariationalAutoencoder((1, 28, 20), 3, [8], "tanh", "gaussian")
+        save_manifold(frey_3d, tmp_path, "Frey")
 
 
 class RunsCode:

@@ -83,6 +83,8 @@ def test_csv_only_run_saves_media_as_pngs(tiny_data, compose_train, tmp_path):
             f"{name}_epoch000.png",
             f"{name}_epoch001.png",
         ]
+        title = Image.open(run / "media" / f"{name}_epoch001.png").text["Title"]
+        assert title.startswith("VAE (elbo, bernoulli decoder), latent size 2, epoch 1: ")
     assert not _wandb_runs(tmp_path)
     with (run / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))

@@ -141,10 +141,10 @@ def save_figures(
     torch.manual_seed(cfg.seed)
     x = points.images[: cfg.num_reconstructions].to(device)
     figures.save_reconstructions(vae, x, folder / "reconstructions.png", title)
-    figures.save_prior_samples(vae, folder / "samples.png")
+    figures.save_prior_samples(vae, folder / "samples.png", title)
     names = ["reconstructions.png", "samples.png"]
     if vae.latent_dim == 2:
-        figures.save_manifold(vae, folder / "manifold.png", cfg.manifold_size)
+        figures.save_manifold(vae, folder / "manifold.png", title, cfg.manifold_size)
         names.append("manifold.png")
     if points.labels is not None:
         means = latent_means(vae, points.images, cfg.batch_size)

@@ -15,6 +15,7 @@ import argparse
 import csv
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from vae_lightning.errors import UserError
-from vae_lightning.evaluation.figures import manifold_latents
+from vae_lightning.evaluation.figures import is_titled, save_titled_grid
 from vae_lightning.literature import PUBLISHED, experiment, save_learning_curves, training_hours
 
 # The data module class of a run's config (data._target_) -> (file name stem, title).
@@ -272,24 +273,12 @@ def save_elbo_curves(records: list[Record], path: Path) -> None:
 
 
 def save_image_figure(source: Path, title: str, path: Path, manifold_size: int | None) -> None:
-    """An image grid of an evaluation (samples or manifold) at 8 inches, titled; the manifold
-    with its z_1 and z_2 values (Phi^-1 of an even grid of the unit square) on the axes."""
-    image = Image.open(source).convert("L")
-    fig = Figure(figsize=(8, 8 * image.height / image.width + 0.6))
-    ax = fig.subplots()
-    ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    ax.set_title(title)
-    if manifold_size:
-        cell_x, cell_y = image.width / manifold_size, image.height / manifold_size
-        z = manifold_latents(manifold_size)[:manifold_size, 0].tolist()  # z_1 of the columns
-        ticks = range(0, manifold_size, max(1, manifold_size // 5))
-        ax.set_xticks([(i + 0.5) * cell_x for i in ticks], [f"{z[i]:.2f}" for i in ticks])
-        ax.set_yticks([(i + 0.5) * cell_y for i in ticks], [f"{-z[i]:.2f}" for i in ticks])
-        ax.set(xlabel="$z_1$", ylabel="$z_2$")
+    """An evaluation's image grid (samples or manifold) for the report: a figure the evaluation
+    drew titled already is copied as it is, a bare grid (older evaluations) is drawn titled."""
+    if is_titled(source):
+        shutil.copyfile(source, path)
     else:
-        ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(path, **PNG)
+        save_titled_grid(Image.open(source), title, path, manifold_size, **PNG)
 
 
 def figure(path: str, caption: str) -> list[str]:

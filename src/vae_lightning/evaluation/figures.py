@@ -22,12 +22,6 @@ PADDING = 2  # pixels between the images of a grid
 PLOT_SIZE_INCHES, PLOT_DPI = (8, 6), 100  # plots of 800 x 600 pixels
 
 
-def save_grid(images: Tensor, path: Path, nrow: int, padding: int = PADDING) -> None:
-    """Grey-level images in [0, 1] of shape (n, 1, h, w) as one 8-bit grey PNG grid."""
-    grid = make_grid(images.clamp(0, 1).cpu(), nrow=nrow, padding=padding)[0]
-    Image.fromarray(grid.mul(255).add(0.5).clamp(0, 255).byte().numpy(), mode="L").save(path)
-
-
 def model_title(hparams: Mapping[str, Any], epoch: int) -> str:
     """E.g. 'VAE (elbo, bernoulli decoder), latent size 2, epoch 3' (epochs counted from 0)."""
     model = "PPCA" if hparams.get("likelihood") == "linear_gaussian" else "VAE"
@@ -62,9 +56,46 @@ def save_reconstructions(vae: VariationalAutoencoder, x: Tensor, path: Path, tit
     plt.close(fig)
 
 
-def save_prior_samples(vae: VariationalAutoencoder, path: Path, rows: int = 10) -> None:
-    """A rows x rows grid of E[x|z] for z ~ p(z) (the paper's Figure 5)."""
-    save_grid(vae.sample(rows * rows), path, nrow=rows)
+def save_titled_grid(
+    grid: Image.Image, title: str, path: Path, manifold_size: int | None = None, **png: Any
+) -> None:
+    """An image grid drawn 8 inches wide under `title` (also the PNG's Title metadata); a
+    manifold's with its z_1 and z_2 values (Phi^-1 of an even grid of the unit square) on the
+    axes. `png`: further savefig options."""
+    image = grid.convert("L")
+    fig = Figure(figsize=(8, 8 * image.height / image.width + 0.6))
+    ax = fig.subplots()
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title(title)
+    if manifold_size:
+        cell_x, cell_y = image.width / manifold_size, image.height / manifold_size
+        z = manifold_latents(manifold_size)[:manifold_size, 0].tolist()  # z_1 of the columns
+        ticks = range(0, manifold_size, max(1, manifold_size // 5))
+        ax.set_xticks([(i + 0.5) * cell_x for i in ticks], [f"{z[i]:.2f}" for i in ticks])
+        ax.set_yticks([(i + 0.5) * cell_y for i in ticks], [f"{-z[i]:.2f}" for i in ticks])
+        ax.set(xlabel="$z_1$", ylabel="$z_2$")
+    else:
+        ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(
+        path, **{"dpi": PLOT_DPI, **png, "metadata": {"Title": title, **png.get("metadata", {})}}
+    )
+
+
+def is_titled(path: Path) -> bool:
+    """Whether a PNG grid was drawn by save_titled_grid (it carries a Title)."""
+    return "Title" in Image.open(path).info
+
+
+def _grid_image(images: Tensor, nrow: int, padding: int) -> Image.Image:
+    grid = make_grid(images.clamp(0, 1).cpu(), nrow=nrow, padding=padding, pad_value=1.0)[0]
+    return Image.fromarray(grid.mul(255).add(0.5).clamp(0, 255).byte().numpy(), mode="L")
+
+
+def save_prior_samples(vae: VariationalAutoencoder, path: Path, title: str, rows: int = 10) -> None:
+    """A rows x rows grid of E[x|z] for z ~ p(z) (the paper's Figure 5), titled."""
+    grid = _grid_image(vae.sample(rows * rows), nrow=rows, padding=PADDING)
+    save_titled_grid(grid, f"{title}: E[x|z] of prior samples z ~ p(z)", path)
 
 
 def manifold_latents(size: int) -> Tensor:
@@ -77,12 +108,14 @@ def manifold_latents(size: int) -> Tensor:
     return torch.stack([z1, z2], dim=-1).reshape(-1, 2)
 
 
-def save_manifold(vae: VariationalAutoencoder, path: Path, size: int = 20) -> None:
-    """The learned 2-D manifold (the paper's Figure 4): E[x|z] over manifold_latents(size)."""
+def save_manifold(vae: VariationalAutoencoder, path: Path, title: str, size: int = 20) -> None:
+    """The learned 2-D manifold (the paper's Figure 4): E[x|z] over manifold_latents(size),
+    titled, with the z values on the axes."""
     if vae.latent_dim != 2:
         raise ValueError(f"the manifold needs a 2-D latent space, not {vae.latent_dim}-D")
     images = vae.decode(manifold_latents(size).to(next(vae.parameters()).device))
-    save_grid(images, path, nrow=size, padding=0)
+    grid = _grid_image(images, nrow=size, padding=0)
+    save_titled_grid(grid, f"{title}: learned manifold E[x|z]", path, manifold_size=size)
 
 
 def principal_components(points: Tensor, count: int = 2) -> tuple[Tensor, Tensor]:
