@@ -24,6 +24,9 @@ reference (taken within a repeat so that drifts of the machine's speed cancel), 
 the median throughputs, and the time per step that each adds.
 
     VAE_DATA_DIR=../shared/data python benchmarks/train_throughput.py --epochs 3 --repeats 5
+
+``--data KEY=VALUE ...`` sets the MNIST data module of every kind (``data.KEY`` for the
+project), e.g. ``val_size=5000`` or the ``checksums.*`` of other files in the same format.
 """
 
 import argparse
@@ -39,6 +42,7 @@ import time
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 SETTINGS = {
     # pytorch/examples vae/main.py: 784-400-20 ReLU, Bernoulli on grey levels, Adam 1e-3, batch 128
@@ -53,7 +57,6 @@ SETTINGS = {
 }
 KINDS = ("project", "lightning", "plain", "plain-fused", "pythae")
 REFERENCES = ("plain", "plain-fused", "pythae")  # what the project is compared against
-TRAIN_IMAGES = 50_000  # MNIST's training split beside the default 10,000 for validation
 
 
 def project_run(setting: dict, epochs: int, workdir: Path) -> dict:
@@ -66,6 +69,7 @@ def project_run(setting: dict, epochs: int, workdir: Path) -> dict:
         f"data.batch_size={setting['batch_size']}",
         "model.latent_dim=20",
         "trainer.accelerator=cpu",
+        *(f"data.{option}" for option in setting["data"]),
     ]
     start = time.time()
     proc = subprocess.Popen(
@@ -98,6 +102,7 @@ def _data_and_model(setting: dict):
         os.environ.get("VAE_DATA_DIR", "data"),
         binarize=setting["binarize"],
         batch_size=setting["batch_size"],
+        **OmegaConf.to_container(OmegaConf.from_dotlist(setting["data"])),
     )
     data.setup()
     model = VariationalAutoencoder(
@@ -141,6 +146,7 @@ def plain_loop(setting: dict, epochs: int, fused: bool = False) -> dict:
         "samples_per_sec": statistics.median(rates),
         "first_step_unix_time": first_step,
         "test_elbo": _test_elbo(model, data.splits["test"]),
+        "train_images": len(train),
     }
 
 
@@ -176,6 +182,7 @@ def lightning_loop(setting: dict, epochs: int) -> dict:
         "samples_per_sec": statistics.median(timer.samples_per_sec),
         "first_step_unix_time": timer.first_step_unix_time,
         "test_elbo": _test_elbo(vae, data.splits["test"]),
+        "train_images": len(data.splits["train"]),
     }
 
 
@@ -254,15 +261,16 @@ def pythae_loop(setting: dict, epochs: int) -> dict:
         "samples_per_sec": statistics.median(timer.rates),
         "first_step_unix_time": timer.first_step,
         "test_elbo": torch.cat(elbos).mean().item(),
+        "train_images": len(data.splits["train"]),
     }
 
 
-def child_run(kind: str, setting_name: str, epochs: int) -> dict:
+def child_run(kind: str, setting_name: str, epochs: int, data: list[str]) -> dict:
     """A run other than the project's in a fresh process, so start-up and memory count alike."""
     start = time.time()
     command = [sys.executable, __file__, "--child", kind, "--settings", setting_name]
     proc = subprocess.Popen(
-        [*command, "--epochs", str(epochs)],
+        [*command, "--epochs", str(epochs), "--data", *data],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -282,6 +290,8 @@ def median_rate(results: list[dict]) -> float:
 
 def report(name: str, runs: dict[str, list[dict]], batch_size: int) -> None:
     print(f"\n== {name}: {SETTINGS[name]}")
+    # The training images of an epoch, as the children counted them (the same for every kind).
+    train_images = next(r["train_images"] for k, rs in runs.items() if k != "project" for r in rs)
     print(
         f"{'':12} {'samples/s':>10} {'steps/s':>8} {'epoch s':>8} {'start->step s':>14} "
         f"{'peak RSS MB':>12} {'test ELBO':>10}"
@@ -290,7 +300,7 @@ def report(name: str, runs: dict[str, list[dict]], batch_size: int) -> None:
         m = {k: statistics.median(r[k] for r in results) for k in results[0]}
         rate = m["samples_per_sec"]
         print(
-            f"{kind:12} {rate:10.0f} {rate / batch_size:8.1f} {TRAIN_IMAGES / rate:8.2f} "
+            f"{kind:12} {rate:10.0f} {rate / batch_size:8.1f} {train_images / rate:8.2f} "
             f"{m['start_to_first_step_s']:14.2f} {m['peak_rss_mb']:12.0f} {m['test_elbo']:10.2f}"
         )
     for kind, reference in [(k, r) for r in REFERENCES for k in ("project", "lightning")]:
@@ -316,6 +326,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each kind, in turn")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument(
+        "--data",
+        nargs="*",
+        default=[],
+        help="settings of the MNIST data module for every kind, e.g. val_size=5000 (the "
+        "project's data.val_size=5000)",
+    )
     parser.add_argument("--child", choices=KINDS[1:], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # a child process of child_run
@@ -325,7 +342,7 @@ def main() -> None:
             "plain-fused": functools.partial(plain_loop, fused=True),
             "pythae": pythae_loop,
         }[args.child]
-        print(json.dumps(loop(SETTINGS[args.settings[0]], args.epochs)))
+        print(json.dumps(loop({**SETTINGS[args.settings[0]], "data": args.data}, args.epochs)))
         return
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.epochs} epochs")
@@ -333,6 +350,7 @@ def main() -> None:
     if not has_pythae:
         print("pythae is not installed (pip install -e '.[bench]'): it is left out")
     for name in args.settings:
+        setting = {**SETTINGS[name], "data": args.data}
         kinds = [k for k in KINDS if k != "pythae" or (has_pythae and name == "pytorch-examples")]
         runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
         with tempfile.TemporaryDirectory() as workdir:
@@ -341,9 +359,9 @@ def main() -> None:
                 # favours no kind.
                 for kind in kinds if repeat % 2 == 0 else kinds[::-1]:
                     if kind == "project":
-                        result = project_run(SETTINGS[name], args.epochs, Path(workdir))
+                        result = project_run(setting, args.epochs, Path(workdir))
                     else:
-                        result = child_run(kind, name, args.epochs)
+                        result = child_run(kind, name, args.epochs, args.data)
                     runs[kind].append(result)
         report(name, runs, SETTINGS[name]["batch_size"])
 

@@ -219,3 +219,25 @@ def test_importance_sampling_benchmark_runs_tiny(tmp_path):
     shapes = [r for r in rows if len(r) >= 6 and r[0].isdigit() and r[1].isdigit()]
     assert len(shapes) == 7, result.stdout  # the shapes timed, before and after among them
     assert all(float(r[3]) > 0 and float(r[4]) > 0 for r in shapes)  # us per pair, bound/time
+
+
+@pytest.mark.slow
+def test_training_benchmark_runs_tiny(tiny_data, tmp_path):
+    root, checksums = tiny_data
+    script = ROOT / "benchmarks/train_throughput.py"
+    data = ["val_size=50", *(f"checksums.{k}={v}" for k, v in checksums["mnist"].items())]
+    args = ["--epochs", "1", "--repeats", "1", "--settings", "paper", "--data", *data]
+    result = subprocess.run(
+        [sys.executable, str(script), *args], cwd=tmp_path, capture_output=True, text=True,
+        timeout=600, env={**os.environ, "VAE_DATA_DIR": str(root), "WANDB_MODE": "offline"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = [line.split() for line in result.stdout.splitlines()]
+    rows = {t[0]: t[1:] for t in table if len(t) == 7 and t[1].replace(".", "").isdigit()}
+    for kind in ("project", "lightning", "plain", "plain-fused"):  # no pythae: paper setting
+        rate, steps, epoch_s, start_s, rss, elbo = map(float, rows[kind])
+        assert steps == pytest.approx(rate / 100, abs=0.05)  # minibatch 100
+        assert rate > 0 and epoch_s == pytest.approx(250 / rate, abs=0.01) and start_s > 0
+        assert rss > 0 and elbo < 0
+    assert "pythae" not in rows
+    assert sum(line.startswith("project / ") for line in result.stdout.splitlines()) == 2
