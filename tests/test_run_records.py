@@ -51,6 +51,16 @@ def _logged(run: Path) -> dict[tuple[int, str], float]:
     return values
 
 
+def _fault(callback: str, step: int, **args: int) -> list[str]:
+    """Overrides adding the fault-injection callback `callback` (fault_injection.py) at `step`."""
+    extra = [f"+callbacks.kill.{key}={value}" for key, value in args.items()]
+    return [
+        f"+callbacks.kill._target_=fault_injection.{callback}",
+        f"+callbacks.kill.step={step}",
+        *extra,
+    ]
+
+
 def _wandb_run_ids(run: Path) -> set[str]:
     return {p.name.rsplit("-", 1)[-1] for p in (run / "wandb").glob("offline-run-*")}
 
@@ -83,7 +93,7 @@ def test_run_killed_at_a_random_step_resumes_to_the_uninterrupted_record(
     step, uninterrupted, tiny_data, tmp_path
 ):
     run = tmp_path / "run"
-    kill = ["+callbacks.kill._target_=fault_injection.KillAtStep", f"+callbacks.kill.step={step}"]
+    kill = _fault("KillAtStep", step)
     assert _train(tiny_data, tmp_path, run, *kill).returncode == -signal.SIGKILL
     assert json.loads((run / "summary.json").read_text())["status"] == "running"
     assert RunFolder(run).state() == "interrupted"
@@ -102,10 +112,7 @@ def test_run_killed_between_an_epochs_last_batch_and_its_end_resumes_to_the_same
     since Lightning resumes one saved after the last batch as a finished epoch (no validation,
     no epoch-end row). Killed in that validation, the run resumes from step 8."""
     run = tmp_path / "run"
-    kill = [
-        "+callbacks.kill._target_=fault_injection.KillInValidationAtStep",
-        "+callbacks.kill.step=10",
-    ]
+    kill = _fault("KillInValidationAtStep", 10)
     assert _train(tiny_data, tmp_path, run, *kill).returncode == -signal.SIGKILL
     last = run / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 8
@@ -119,10 +126,7 @@ def test_run_killed_while_writing_a_checkpoint_resumes_from_the_previous_one(
     uninterrupted, tiny_data, tmp_path
 ):
     run = tmp_path / "run"
-    kill = [
-        "+callbacks.kill._target_=fault_injection.KillDuringCheckpointWrite",
-        "+callbacks.kill.step=7",
-    ]
+    kill = _fault("KillDuringCheckpointWrite", 7)
     assert _train(tiny_data, tmp_path, run, *kill).returncode == -signal.SIGKILL
     last = run / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 6  # the previous one, whole
@@ -141,10 +145,7 @@ def test_run_killed_twice_before_and_after_its_first_checkpoint_keeps_one_record
 ):
     run = tmp_path / "run"
     for step in (1, 9):  # before any checkpoint (a fresh start), then mid-epoch 1
-        kill = [
-            "+callbacks.kill._target_=fault_injection.KillAtStep",
-            f"+callbacks.kill.step={step}",
-        ]
+        kill = _fault("KillAtStep", step)
         extra = ["auto_resume=true"] if step == 9 else []
         assert _train(tiny_data, tmp_path, run, *kill, *extra).returncode == -signal.SIGKILL
     resumed = _train(tiny_data, tmp_path, run, "auto_resume=true")
@@ -187,7 +188,7 @@ def test_resume_into_a_new_folder_keeps_the_best_checkpoint_and_says_where_it_ca
     uninterrupted, tiny_data, tmp_path
 ):
     first = tmp_path / "first"
-    stop = ["+callbacks.kill._target_=fault_injection.KillAtStep", "+callbacks.kill.step=11"]
+    stop = _fault("KillAtStep", 11)
     assert _train(tiny_data, tmp_path, first, *stop).returncode == -signal.SIGKILL
     old_best = next((first / "checkpoints").glob("best-*.ckpt"))
 
@@ -331,11 +332,7 @@ def test_a_sweep_killed_during_job_3_resumes_without_retraining_finished_jobs(ti
         f"hydra.sweep.dir={sweep}",
         "auto_resume=true",
     ]
-    kill = [
-        "+callbacks.kill._target_=fault_injection.KillAtStep",
-        "+callbacks.kill.step=7",
-        "+callbacks.kill.job=2",
-    ]
+    kill = _fault("KillAtStep", 7, job=2)
     killed = run_cli("vae_lightning.train", [*args, *kill], tmp_path, **_env())
     assert killed.returncode == -signal.SIGKILL
     assert [RunFolder(sweep / str(j)).state() for j in range(4)] == [
