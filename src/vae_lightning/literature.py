@@ -1,16 +1,14 @@
-"""Published test log-likelihoods, and the learning curves of the record runs that chase them.
+"""Published test log-likelihoods, and the training time of the record runs that chase them.
 
 A record run is a record whose Hydra overrides name an experiment in ``PUBLISHED``; the report
 sets its importance-sampled test log-likelihood (nats per data point, higher is better) beside
 the published value, and draws its validation ELBO against hours of training steps
-(validation excluded, summed over the epochs of every process that resumed the run).
+(`training_hours`: validation excluded, summed over the epochs of every process that resumed
+the run).
 """
 
 import csv
-import math
 from pathlib import Path
-
-from matplotlib.figure import Figure
 
 # experiment -> (source, published test log p(x) in nats: MNIST dynamically binarised,
 # importance sampling with K = 5000 over the whole test set).
@@ -45,37 +43,3 @@ def training_hours(metrics_csv: Path, batch_size: int) -> list[tuple[float, int]
         hours.append((seconds / 3600, step))
         previous = step
     return hours
-
-
-def save_learning_curves(records: list, path: Path, png: dict) -> None:
-    """Validation ELBO against hours of training steps, the test log p(x) as a star at the
-    end, the published value as a dashed line."""
-    fig = Figure(figsize=(8, 5))
-    ax = fig.subplots()
-    for i, r in enumerate(records):
-        colour = f"C{i}"
-        hours = dict(
-            (step, h) for h, step in training_hours(r.folder / "metrics.csv", r.batch_size)
-        )
-        with open(r.folder / "metrics.csv", newline="") as f:
-            curve = sorted(
-                {
-                    hours[int(row["step"])]: float(row["val/elbo"])
-                    for row in csv.DictReader(f)
-                    if row.get("val/elbo") and int(row["step"]) in hours
-                    and math.isfinite(float(row["val/elbo"]))
-                }.items()
-            )  # fmt: skip
-        if curve:
-            ax.plot(*zip(*curve, strict=True), "-", color=colour, label=f"{r.experiment}, val ELBO")
-        if ours := r.metric("log_likelihood_is"):
-            end = max(hours.values(), default=0.0)
-            ax.plot(end, ours["mean"], "*", markersize=14, color=colour, label="test IS log p(x)")
-        source, value = PUBLISHED[r.experiment]
-        ax.axhline(value, ls="--", color=colour, alpha=0.6, label=f"{value:.2f}: {source}")
-    ax.set(xlabel="hours of training steps", ylabel="nats per data point")
-    ax.set_ylim(bottom=max(ax.get_ylim()[0], -110))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, **png)

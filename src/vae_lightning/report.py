@@ -30,7 +30,7 @@ from PIL import Image
 
 from vae_lightning.errors import UserError
 from vae_lightning.evaluation.figures import is_titled, save_titled_grid
-from vae_lightning.literature import PUBLISHED, experiment, save_learning_curves, training_hours
+from vae_lightning.literature import PUBLISHED, experiment, training_hours
 
 # The data module class of a run's config (data._target_) -> (file name stem, title).
 DATA_SETS = {
@@ -362,6 +362,33 @@ def comparison(records: list[Record]) -> list[str]:
     return lines
 
 
+def save_learning_curves(
+    records: list[Record], hours: dict[Path, list[tuple[float, int]]], path: Path
+) -> None:
+    """Per record run, the validation ELBO against hours of training steps (`hours`, by
+    record folder), the test log p(x) as a star at the end, the published value dashed."""
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
+    for i, r in enumerate(records):
+        colour = f"C{i}"
+        at = {step: h for h, step in hours[r.folder]}
+        # read_curve gives step + 1; the epoch-end rows of a record share their step.
+        val = read_curve(r.folder / "metrics.csv", "val/elbo")
+        if curve := sorted({at[s - 1]: v for s, v in val if s - 1 in at}.items()):
+            ax.plot(*zip(*curve, strict=True), "-", color=colour, label=f"{r.experiment}, val ELBO")
+        if ours := r.metric("log_likelihood_is"):
+            end = max(at.values(), default=0.0)
+            ax.plot(end, ours["mean"], "*", markersize=14, color=colour, label="test IS log p(x)")
+        source, value = PUBLISHED[r.experiment]
+        ax.axhline(value, ls="--", color=colour, alpha=0.6, label=f"{value:.2f}: {source}")
+    ax.set(xlabel="hours of training steps", ylabel="nats per data point")
+    ax.set_ylim(bottom=max(ax.get_ylim()[0], -110))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, **PNG)
+
+
 def records_section(records: list[Record], out: Path) -> list[str]:
     """The "Records" section of the report for the record runs among `records`."""
     lines = [
@@ -376,18 +403,19 @@ def records_section(records: list[Record], out: Path) -> list[str]:
         "| training time | published | ours - published |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    hours = {r.folder: training_hours(r.folder / "metrics.csv", r.batch_size) for r in records}
     for r in records:
         source, value = PUBLISHED[r.experiment]
         ours = r.metric("log_likelihood_is")
-        hours = training_hours(r.folder / "metrics.csv", r.batch_size)
         difference = f"{ours['mean'] - value:+.2f}" if ours else NONE
         lines.append(
             f"| `{r.experiment}` | {points(r)} | {with_sem(ours)} | {with_sem(r.metric('elbo'))} "
             f"| {(r.evaluation or {}).get('num_importance_samples', NONE)} | "
-            f"{r.samples_seen:,} | {hours[-1][0]:.2f} h | {value:.2f} ({source}) | {difference} |"
+            f"{r.samples_seen:,} | {hours[r.folder][-1][0]:.2f} h | {value:.2f} ({source}) | "
+            f"{difference} |"
         )
     path = "figures/records_learning_curves.png"
-    save_learning_curves(records, out / path, PNG)
+    save_learning_curves(records, hours, out / path)
     lines += [
         "",
         *figure(

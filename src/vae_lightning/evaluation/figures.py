@@ -87,9 +87,15 @@ def is_titled(path: Path) -> bool:
     return "Title" in Image.open(path).info
 
 
+def grey_image(grid: Tensor) -> Image.Image:
+    """A make_grid result (C, H, W) in [0, 1] as an 8-bit grey image (its first channel)."""
+    return Image.fromarray(grid[0].mul(255).add(0.5).clamp(0, 255).byte().cpu().numpy(), "L")
+
+
 def _grid_image(images: Tensor, nrow: int, padding: int) -> Image.Image:
-    grid = make_grid(images.clamp(0, 1).cpu(), nrow=nrow, padding=padding, pad_value=1.0)[0]
-    return Image.fromarray(grid.mul(255).add(0.5).clamp(0, 255).byte().numpy(), mode="L")
+    return grey_image(
+        make_grid(images.clamp(0, 1).cpu(), nrow=nrow, padding=padding, pad_value=1.0)
+    )
 
 
 def save_prior_samples(vae: VariationalAutoencoder, path: Path, title: str, rows: int = 10) -> None:

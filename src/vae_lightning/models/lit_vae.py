@@ -169,9 +169,10 @@ class VAE(L.LightningModule):
         """A resumed run steps as this run's config says (fused or not), not as the run that
         saved the checkpoint did: torch would restore the saved choice with the state."""
         if "fused" in self.hparams.optimizer:
+            fused = self._optimizer_settings()["fused"]
             for state in checkpoint.get("optimizer_states", []):
                 for group in state["param_groups"]:
-                    group["fused"] = self._optimizer_settings()["fused"]
+                    group["fused"] = fused
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self._optimizer_settings())(params=self.parameters())

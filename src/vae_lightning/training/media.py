@@ -6,11 +6,15 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from vae_lightning.evaluation.figures import manifold_latents, model_title, save_titled_grid
+from vae_lightning.evaluation.figures import (
+    grey_image,
+    manifold_latents,
+    model_title,
+    save_titled_grid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +109,8 @@ class MediaLogger(L.Callback):
             folder = self.dirpath or Path(trainer.default_root_dir) / "media"
             folder.mkdir(parents=True, exist_ok=True)
             for name, grid in grids.items():
-                image = Image.fromarray(grid.mul(255).round().to(torch.uint8)[0].numpy(), "L")
                 caption = caption_of(name, trainer.lightning_module, epoch)
-                save_titled_grid(image, caption, folder / f"{name}_epoch{epoch:03d}.png")
+                save_titled_grid(grey_image(grid), caption, folder / f"{name}_epoch{epoch:03d}.png")
 
 
 # Each image of a grid is enlarged to at least this height; GAP_PX of white between images.
