@@ -6,6 +6,7 @@ import shutil
 import threading
 
 import pytest
+import scipy.io
 import torch
 
 from vae_lightning.data import FreyFaceDataModule, MNISTDataModule
@@ -84,6 +85,28 @@ def test_frey_face_splits_and_shape(tiny_data, tmp_path):
     everything = torch.cat(list(dm.splits.values()))
     assert everything.min() >= 8 / 255 - 1e-6 and everything.max() <= 238 / 255 + 1e-6
     assert len(torch.unique(everything.flatten(1), dim=0)) == 120  # disjoint splits
+
+
+def frame_numbers(tiny_data, images):
+    """The frame (column of the MAT-file's ff) each image of a split is."""
+    ff = torch.from_numpy(scipy.io.loadmat(tiny_data[0] / "frey_rawface.mat")["ff"].T.copy())
+    frames = ff.float().div(255).reshape(len(ff), -1)
+    return sorted(torch.cdist(images.flatten(1), frames).argmin(1).tolist())
+
+
+def test_frey_face_split_block_holds_out_runs_of_consecutive_frames(tiny_data, tmp_path):
+    by_frame = frey(tiny_data, tmp_path)
+    by_frame.setup()
+    seeded = torch.randperm(120, generator=torch.Generator().manual_seed(0))
+    assert frame_numbers(tiny_data, by_frame.splits["val"]) == sorted(seeded[:20].tolist())
+
+    blocked = frey(tiny_data, tmp_path, split_block=10)
+    blocked.setup()
+    for split, count in (("val", 20), ("test", 20), ("train", 80)):
+        frames = frame_numbers(tiny_data, blocked.splits[split])
+        starts = {f for f in frames if f % 10 == 0}
+        assert len(frames) == count
+        assert frames == sorted(s + i for s in starts for i in range(10)), split
 
 
 def test_missing_file_offline_names_file_url_and_fix(tmp_path):

@@ -19,6 +19,8 @@ from vae_lightning.eval import evaluate
 from vae_lightning.evaluation.checkpoint import checkpoint_epoch, load_checkpoint_file
 from vae_lightning.evaluation.figures import (
     RECONSTRUCTION_ROWS,
+    manifold_axes,
+    manifold_latents,
     reconstruction_figure,
     save_manifold,
 )
@@ -103,6 +105,31 @@ def test_cli_evaluates_a_run_folder(mnist_run, tmp_path):
     # `epoch` says.
     assert checkpoint_epoch(load_checkpoint_file(mnist_run / "checkpoints" / "last.ckpt")) == 1
     assert "log_likelihood_is" in result.stdout and "Traceback" not in result.stderr
+    assert record["manifold_grid"] == "prior"
+    assert "z at the prior's quantiles" in Image.open(folder / "manifold.png").text["Title"]
+
+
+def test_manifold_on_the_latent_means_spans_where_the_points_lie(mnist_run):
+    record = evaluate(compose_eval([f"ckpt_path={mnist_run}", "manifold_grid=latent_means"]))
+    folder = Path(record["checkpoint"]).parents[1] / "eval"
+    newest = max(folder.iterdir())
+    assert record["manifold_grid"] == "latent_means"
+    assert "quantiles of the latent means" in Image.open(newest / "manifold.png").text["Title"]
+    # The coverage stays that of the prior's grid, the same whichever grid is drawn.
+    assert record["latent_coverage"]["grid_half_width"] == pytest.approx(1.96, abs=0.01)
+
+
+def test_manifold_axes_are_the_quantiles_of_the_prior_or_of_the_means():
+    prior = manifold_axes(4)
+    expected = torch.special.ndtri(torch.tensor([0.125, 0.375, 0.625, 0.875]))
+    torch.testing.assert_close(prior, torch.stack([expected, expected], 1))
+    means = torch.stack([torch.arange(101.0), -torch.arange(101.0) / 10], 1)  # 0..100, 0..-10
+    axes = manifold_axes(4, means)
+    torch.testing.assert_close(axes[:, 0], torch.tensor([12.5, 37.5, 62.5, 87.5]))
+    torch.testing.assert_close(axes[:, 1], -torch.tensor([8.75, 6.25, 3.75, 1.25]))
+    z = manifold_latents(4, means)  # row-major: z_2 largest in the first row, z_1 increasing
+    torch.testing.assert_close(z[:4, 0], axes[:, 0])
+    torch.testing.assert_close(z[::4, 1], axes[:, 1].flip(0))
 
 
 def test_reconstruction_figure_titles_its_rows_and_shows_what_they_say():

@@ -107,6 +107,27 @@ def test_report_is_regenerated_byte_for_byte_from_records(records):
     assert Image.open(figures / "mnist_latent2_500_manifold.png").width == 800
 
 
+def test_a_study_is_reported_in_its_own_section_with_the_settings_that_differ(records):
+    study = records / "with_study" / "latent_study"
+    for name in ("mnist_latent2_5e2", "mnist_latent3_5e2"):
+        shutil.copytree(records / "records" / name, study / name)
+    (study / "study.md").write_text("# Latent sizes\n\nTwo sizes side by side.\n")
+    result = run_cli("vae_lightning.report", ["with_study", "--out", "out"], cwd=records)
+    assert result.returncode == 0, result.stderr
+    text = (records / "out" / "results.md").read_text()
+    assert "## Latent sizes\n\nTwo sizes side by side.\n" in text
+    assert "## MNIST" not in text  # study records are not also in the grid
+    rows = [line.strip("| ").split(" | ") for line in text.splitlines() if line.startswith("| `")]
+    assert [row[:3] for row in rows] == [
+        ["`mnist_latent2_5e2`", "`model.latent_dim=2`", "2"],
+        ["`mnist_latent3_5e2`", "`model.latent_dim=3`", "3"],
+    ]
+    evaluated = json.loads((study / "mnist_latent2_5e2" / "eval.json").read_text())["metrics"]
+    train = json.loads((study / "mnist_latent2_5e2" / "summary.json").read_text())["metrics"]
+    assert rows[0][4] == "50 of 100 (seed 0)" and rows[1][6] == "—"  # latent 3: no evaluation
+    assert rows[0][8] == f"{train['train/elbo'] - evaluated['elbo']['mean']:.2f}"
+
+
 def test_report_writes_outside_docs_by_default(records):
     result = run_cli("vae_lightning.report", ["records"], cwd=records)
     assert result.returncode == 0, result.stderr

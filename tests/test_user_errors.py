@@ -24,6 +24,7 @@ MISTAKES = [
     (TRAIN, ["model.latent_dim=[5"], ["model.latent_dim=[5"]),
     (TRAIN, ["+model.latent_dim=5"], ["model.latent_dim"]),
     (TRAIN, ["model.latent_dim=0"], ["model.latent_dim", "positive integer"]),
+    (TRAIN, ["data=frey_face", "data.split_block=0"], ["data.split_block", "positive integer"]),
     (TRAIN, ["model.objective=iwea"], ["model.objective", "iwae"]),
     (TRAIN, ["logger.wandb.mode=sometimes"], ["logger.wandb.mode", "offline"]),
     (TRAIN, ["ckpt_path=nowhere.ckpt"], ["ckpt_path", "nowhere.ckpt"]),

@@ -92,6 +92,8 @@ def check_data_config(data: DictConfig) -> None:
         _fail("data.binarize", binarize, f"one of {', '.join(BINARIZATIONS)}")
     if "val_size" in data and not (_is_int(size := data.val_size) and size >= 0):
         _fail("data.val_size", size, "an integer >= 0 (0: no validation split)")
+    if "split_block" in data and not (_is_int(block := data.split_block) and block > 0):
+        _fail("data.split_block", block, "a positive integer (1: frames split one by one)")
 
 
 def check_train_config(cfg: DictConfig) -> None:
@@ -120,6 +122,7 @@ def check_train_config(cfg: DictConfig) -> None:
 
 
 EVAL_SPLITS = ("test", "val")
+MANIFOLD_GRIDS = ("prior", "latent_means")
 
 
 def check_eval_config(cfg: DictConfig) -> None:
@@ -136,6 +139,8 @@ def check_eval_config(cfg: DictConfig) -> None:
     for key in ("batch_size", "chunk_size", "num_reconstructions", "manifold_size"):
         if not (_is_int(value := cfg.get(key)) and value > 0):
             _fail(key, value, "a positive integer")
+    if (grid := cfg.get("manifold_grid")) not in MANIFOLD_GRIDS:
+        _fail("manifold_grid", grid, f"one of {', '.join(MANIFOLD_GRIDS)}")
     if (threads := cfg.get("threads")) is not None and not (_is_int(threads) and threads > 0):
         _fail("threads", threads, "null (torch's default) or a positive integer")
     if (points := cfg.get("num_points")) is not None and not (_is_int(points) and points > 0):

@@ -115,13 +115,12 @@ def new_eval_folder(run: Path, split: str) -> Path:
     return folder
 
 
-def latent_coverage(vae: VariationalAutoencoder, points: Points, cfg: DictConfig) -> dict:
-    """Where the evaluated points' latent means mu(x) lie against the manifold's grid, which
-    spans the prior's quantiles: the 1st, 50th and 99th percentiles of each coordinate and
-    the fraction of the means inside the grid's square. A grid beyond the data decodes
-    latents no image maps to."""
-    means = latent_means(vae, points.images, cfg.batch_size)
-    edge = figures.manifold_latents(cfg.manifold_size).max().item()
+def latent_coverage(means: Tensor, manifold_size: int) -> dict:
+    """Where the evaluated points' latent means mu(x) lie against the prior's manifold grid
+    (`manifold_grid=prior`, the paper's): the 1st, 50th and 99th percentiles of each
+    coordinate and the fraction of the means inside the grid's square. Where the means do
+    not match the prior, that grid decodes latents no image maps to and misses others."""
+    edge = figures.manifold_axes(manifold_size).max().item()
     quantiles = torch.quantile(means, torch.tensor([0.01, 0.5, 0.99]), dim=0)
     return {
         "grid_half_width": round(edge, 4),
@@ -131,7 +130,12 @@ def latent_coverage(vae: VariationalAutoencoder, points: Points, cfg: DictConfig
 
 
 def save_figures(
-    cfg: DictConfig, vae: VariationalAutoencoder, points: Points, folder: Path, title: str
+    cfg: DictConfig,
+    vae: VariationalAutoencoder,
+    points: Points,
+    means: Tensor,
+    folder: Path,
+    title: str,
 ) -> list[str]:
     """The paper's figures that apply to this model and data; returns their file names.
 
@@ -144,10 +148,10 @@ def save_figures(
     figures.save_prior_samples(vae, folder / "samples.png", title)
     names = ["reconstructions.png", "samples.png"]
     if vae.latent_dim == 2:
-        figures.save_manifold(vae, folder / "manifold.png", title, cfg.manifold_size)
+        grid_means = means if cfg.manifold_grid == "latent_means" else None
+        figures.save_manifold(vae, folder / "manifold.png", title, cfg.manifold_size, grid_means)
         names.append("manifold.png")
     if points.labels is not None:
-        means = latent_means(vae, points.images, cfg.batch_size)
         figures.save_latent_scatter(means, points.labels, folder / "latent_means.png")
         names.append("latent_means.png")
     run = folder.parents[1]  # <run>/eval/<folder>
@@ -226,7 +230,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_per_point(folder / "per_point.csv", points.indices, per_point)
     epoch = checkpoint_epoch(load_checkpoint_file(checkpoint))
     title = figures.model_title(module.hparams, epoch)
-    figure_names = save_figures(cfg, module.vae, points, folder, title)
+    means = latent_means(module.vae, points.images, cfg.batch_size)
+    figure_names = save_figures(cfg, module.vae, points, means, folder, title)
     latent = module.hparams.latent_dim
     seconds["total"] = time.perf_counter() - start
     record = {
@@ -248,7 +253,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "figures": figure_names,
         "manifold_size": cfg.manifold_size,
-        "latent_coverage": latent_coverage(module.vae, points, cfg) if latent == 2 else None,
+        "manifold_grid": cfg.manifold_grid if latent == 2 else None,
+        "latent_coverage": latent_coverage(means, cfg.manifold_size) if latent == 2 else None,
         "evaluated_at": datetime.now().isoformat(timespec="seconds"),
     }
     (folder / "eval.json").write_text(json.dumps(record, indent=2) + "\n")

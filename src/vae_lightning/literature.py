@@ -10,6 +10,8 @@ the run).
 import csv
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 # experiment -> (source, published test log p(x) in nats: MNIST dynamically binarised,
 # importance sampling with K = 5000 over the whole test set).
 PUBLISHED = {
@@ -19,14 +21,18 @@ PUBLISHED = {
 }
 
 
-def experiment(folder: Path) -> str | None:
-    """The `experiment=` override of a record (overrides.yaml) or run folder (.hydra/)."""
+def overrides(folder: Path) -> list[str]:
+    """The command line's overrides of a record (overrides.yaml) or run folder (.hydra/)."""
     for path in (folder / "overrides.yaml", folder / ".hydra" / "overrides.yaml"):
         if path.is_file():
-            for line in path.read_text().splitlines():
-                if line.strip().startswith("- experiment="):
-                    return line.split("=", 1)[1].strip()
-    return None
+            return [str(item) for item in OmegaConf.load(path)]
+    return []
+
+
+def experiment(folder: Path) -> str | None:
+    """The `experiment=` override of a record or run folder."""
+    chosen = [o.split("=", 1)[1] for o in overrides(folder) if o.startswith("experiment=")]
+    return chosen[-1] if chosen else None
 
 
 def training_hours(metrics_csv: Path, batch_size: int) -> list[tuple[float, int]]:

@@ -8,7 +8,9 @@ Each argument is a record or a folder of records. The report is ``<out>/results.
 ``<out>/figures/*.png``: the same records give the same bytes (records in a fixed order,
 paths relative to the working directory, no dates, PNGs without metadata). Its discussion is
 the text of the ``discussion.md`` files among the arguments' folders, so it survives every
-regeneration.
+regeneration. A folder of records that holds a ``study.md`` is a study: runs that differ in a
+few settings, reported in a section of their own (its title and text from ``study.md``) with
+the settings that differ, instead of in the data set's grid.
 """
 
 import argparse
@@ -27,10 +29,11 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 from PIL import Image
+from torch import Tensor
 
 from vae_lightning.errors import UserError
-from vae_lightning.evaluation.figures import is_titled, save_titled_grid
-from vae_lightning.literature import PUBLISHED, experiment, training_hours
+from vae_lightning.evaluation.figures import is_titled, manifold_axes, save_titled_grid
+from vae_lightning.literature import PUBLISHED, experiment, overrides, training_hours
 
 # The data module class of a run's config (data._target_) -> (file name stem, title).
 DATA_SETS = {
@@ -48,6 +51,7 @@ PAPER_BOUNDS = {
 }
 PAPER_BANDS = {("MNISTDataModule", 10): (-100.0, -95.0), ("MNISTDataModule", 20): (-100.0, -95.0)}
 DISCUSSION = "discussion.md"
+STUDY = "study.md"
 NO_DISCUSSION = f"_No discussion yet: write it in `{DISCUSSION}` beside the records._"
 CURVE_POINTS = 40  # at most this many points per curve, log-spaced in training samples
 PNG = {"dpi": 100, "metadata": {"Software": None}}  # no version or date: the same bytes
@@ -65,6 +69,8 @@ class Record:
     evaluation: dict[str, Any] | None
     eval_folder: Path | None
     experiment: str | None  # the `experiment=` of its command line
+    overrides: list[str]  # its command line's overrides
+    study: Path | None  # the folder of the study it belongs to (STUDY), if any
 
     @property
     def latent_dim(self) -> int:
@@ -105,6 +111,8 @@ def load_record(folder: Path) -> Record:
         evaluation=json.loads(evaluations[0].read_text()) if evaluations else None,
         eval_folder=evaluations[0].parent if evaluations else None,
         experiment=experiment(folder),
+        overrides=overrides(folder),
+        study=folder.parent if (folder.parent / STUDY).is_file() else None,
     )
 
 
@@ -272,13 +280,13 @@ def save_elbo_curves(records: list[Record], path: Path) -> None:
     fig.savefig(path, **PNG)
 
 
-def save_image_figure(source: Path, title: str, path: Path, manifold_size: int | None) -> None:
+def save_image_figure(source: Path, title: str, path: Path, axes: Tensor | None) -> None:
     """An evaluation's image grid (samples or manifold) for the report: a figure the evaluation
     drew titled already is copied as it is, a bare grid (older evaluations) is drawn titled."""
     if is_titled(source):
         shutil.copyfile(source, path)
     else:
-        save_titled_grid(Image.open(source), title, path, manifold_size, **PNG)
+        save_titled_grid(Image.open(source), title, path, axes, **PNG)
 
 
 def figure(path: str, caption: str) -> list[str]:
@@ -293,15 +301,15 @@ def image_figures(records: list[Record], out: Path) -> list[str]:
             continue
         budget = powers_of_ten(r.samples_seen)
         name = f"{r.stem}_latent{r.latent_dim}_{r.samples_seen}"
-        manifold_size = r.evaluation.get("manifold_size", 20)
-        for kind, what, size in (
-            ("manifold", "learned 2-D manifold, E[x|z] (Figure 4)", manifold_size),
+        axes = manifold_axes(r.evaluation.get("manifold_size", 20))  # older, bare grids: prior
+        for kind, what, grid_axes in (
+            ("manifold", "learned 2-D manifold, E[x|z] (Figure 4)", axes),
             ("samples", "E[x|z] of samples z from the prior (Figure 5)", None),
         ):
             if (source := r.eval_folder / f"{kind}.png").is_file():
                 target = f"figures/{name}_{kind}.png"
                 title = f"{r.title}, latent {r.latent_dim}, {budget} samples: {what}"
-                save_image_figure(source, title, out / target, size)
+                save_image_figure(source, title, out / target, grid_axes)
                 lines += figure(target, title + ".")
     return lines
 
@@ -429,6 +437,26 @@ def records_section(records: list[Record], out: Path) -> list[str]:
     return lines
 
 
+def study_section(folder: Path, records: list[Record]) -> list[str]:
+    """A study's section: the text of its STUDY file (its first line the title), then one row
+    per record with the overrides that not every record of the study shares."""
+    title, _, text = (folder / STUDY).read_text().strip("\n").partition("\n")
+    shared = set.intersection(*(set(r.overrides) for r in records))
+    header = ["record", "settings", "latent", "training samples", "test points"]
+    header += ["train ELBO (last epoch)", "test ELBO", "IS log p(x)", "train - test ELBO"]
+    lines = [f"## {title.lstrip('# ')}", "", text.strip("\n"), ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for r in records:
+        train, test = r.summary["metrics"].get("train/elbo"), r.metric("elbo")
+        gap = NONE if train is None or test is None else f"{train - test['mean']:.2f}"
+        settings = ", ".join(f"`{o}`" for o in r.overrides if o not in shared) or NONE
+        cells = [f"`{r.folder.name}`", settings, str(r.latent_dim), f"{r.samples_seen:,}"]
+        cells += [points(r) if r.evaluation else NONE, NONE if train is None else f"{train:.2f}"]
+        cells += [with_sem(test), with_sem(r.metric("log_likelihood_is")), gap]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def discussion(roots: list[Path]) -> str:
     """The text of the discussion.md files in the roots (in the order given)."""
     files = [root / DISCUSSION for root in roots if (root / DISCUSSION).is_file()]
@@ -449,14 +477,17 @@ def write_report(roots: list[Path], out: Path) -> Path:
         "regenerate it.",
         "",
     ]
-    record_runs = [r for r in records if r.experiment in PUBLISHED]
-    grid = [r for r in records if r.experiment not in PUBLISHED]
+    studies = {r.study: [q for q in records if q.study == r.study] for r in records if r.study}
+    record_runs = [r for r in records if r.experiment in PUBLISHED and not r.study]
+    grid = [r for r in records if r.experiment not in PUBLISHED and not r.study]
     for data in dict.fromkeys(r.data for r in grid):
         lines += data_section([r for r in grid if r.data == data], out)
     if grid:
         lines += comparison(grid)
     if record_runs:
         lines += ["", *records_section(record_runs, out)]
+    for folder, members in studies.items():
+        lines += ["", *study_section(folder, members)]
     lines += ["", "## Discussion", "", discussion(roots), ""]
     lines += ["## Sources", "", *(f"- `{shown(r.folder)}`" for r in records), ""]
     results = out / "results.md"

@@ -18,11 +18,22 @@ FREY_CHECKSUMS = {
 }
 
 
+def block_permutation(n: int, block: int, seed: int) -> Tensor:
+    """A seeded permutation of range(n) that keeps runs of `block` consecutive indices
+    together (the last run may be shorter); block = 1 is torch.randperm(n)."""
+    blocks = torch.randperm(-(-n // block), generator=torch.Generator().manual_seed(seed))
+    order = (blocks[:, None] * block + torch.arange(block)).flatten()
+    return order[order < n]
+
+
 class FreyFaceDataModule(InMemoryDataModule):
     """``<data_dir>/frey_rawface.mat`` (variable ``ff``, uint8, 560 x N, one image a column).
 
     Pixels are scaled to [0, 1]. A permutation seeded by ``split_seed`` sets aside
-    ``val_size`` and ``test_size`` images; the rest are for training.
+    ``val_size`` and ``test_size`` images; the rest are for training. The frames are one
+    video, so neighbouring frames are near duplicates: with ``split_block`` = b > 1 the
+    permutation moves runs of b consecutive frames as one, so that a held-out frame's
+    neighbours are held out with it (b = 1: frames drawn one by one).
     """
 
     name = "frey_face"
@@ -35,12 +46,13 @@ class FreyFaceDataModule(InMemoryDataModule):
         *args,
         val_size: int = 200,
         test_size: int = 200,
+        split_block: int = 1,
         url: str = FREY_URL,
         checksums: dict[str, str] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.val_size, self.test_size = val_size, test_size
+        self.val_size, self.test_size, self.split_block = val_size, test_size, split_block
         self.url = url
         self.checksums = dict(FREY_CHECKSUMS if checksums is None else checksums)
         self.path: Path | None = None
@@ -60,9 +72,7 @@ class FreyFaceDataModule(InMemoryDataModule):
         if ff.shape[0] != 560:
             raise DataError(f"{self.path}: 'ff' has shape {ff.shape}; expected (560, N)")
         images = torch.from_numpy(ff.T.reshape(-1, 1, 28, 20).copy()).float().div_(255)
-        order = torch.randperm(
-            len(images), generator=torch.Generator().manual_seed(self.split_seed)
-        )
+        order = block_permutation(len(images), self.split_block, self.split_seed)
         val, test = self.val_size, self.val_size + self.test_size
         return {
             "train": (images[order[test:]], None),

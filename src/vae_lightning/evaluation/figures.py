@@ -57,22 +57,23 @@ def save_reconstructions(vae: VariationalAutoencoder, x: Tensor, path: Path, tit
 
 
 def save_titled_grid(
-    grid: Image.Image, title: str, path: Path, manifold_size: int | None = None, **png: Any
+    grid: Image.Image, title: str, path: Path, axes: Tensor | None = None, **png: Any
 ) -> None:
     """An image grid drawn 8 inches wide under `title` (also the PNG's Title metadata); a
-    manifold's with its z_1 and z_2 values (Phi^-1 of an even grid of the unit square) on the
-    axes. `png`: further savefig options."""
+    manifold's with its z_1 and z_2 values (`manifold_axes`) on the axes. `png`: further
+    savefig options."""
     image = grid.convert("L")
     fig = Figure(figsize=(8, 8 * image.height / image.width + 0.6))
     ax = fig.subplots()
     ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     ax.set_title(title)
-    if manifold_size:
-        cell_x, cell_y = image.width / manifold_size, image.height / manifold_size
-        z = manifold_latents(manifold_size)[:manifold_size, 0].tolist()  # z_1 of the columns
-        ticks = range(0, manifold_size, max(1, manifold_size // 5))
-        ax.set_xticks([(i + 0.5) * cell_x for i in ticks], [f"{z[i]:.2f}" for i in ticks])
-        ax.set_yticks([(i + 0.5) * cell_y for i in ticks], [f"{-z[i]:.2f}" for i in ticks])
+    if axes is not None:
+        size = len(axes)
+        cell_x, cell_y = image.width / size, image.height / size
+        ticks = range(0, size, max(1, size // 5))
+        ax.set_xticks([(i + 0.5) * cell_x for i in ticks], [f"{axes[i, 0]:.2f}" for i in ticks])
+        rows = axes[:, 1].flip(0)  # z_2 decreases down the rows
+        ax.set_yticks([(i + 0.5) * cell_y for i in ticks], [f"{rows[i]:.2f}" for i in ticks])
         ax.set(xlabel="$z_1$", ylabel="$z_2$")
     else:
         ax.set_axis_off()
@@ -104,24 +105,41 @@ def save_prior_samples(vae: VariationalAutoencoder, path: Path, title: str, rows
     save_titled_grid(grid, f"{title}: E[x|z] of prior samples z ~ p(z)", path)
 
 
-def manifold_latents(size: int) -> Tensor:
-    """z = Phi^-1(u) for u on an evenly spaced size x size grid of the open unit square.
+def manifold_axes(size: int, means: Tensor | None = None) -> Tensor:
+    """The z_1 (first column) and z_2 (second) values of a size x size manifold grid, at
+    u = (i + 1/2) / size: the prior's quantiles Phi^-1(u), as in the paper's Figure 4, or
+    with `means` (n, 2) the u-quantiles of those latent means along each coordinate, the
+    region the data's posteriors occupy when it is not the prior's."""
+    u = (torch.arange(size) + 0.5) / size
+    if means is None:
+        return torch.special.ndtri(u)[:, None].expand(size, 2)
+    return torch.quantile(means.float().cpu(), u, dim=0)
 
-    u = (i + 1/2) / size. Row-major, z_2 decreasing down the rows, z_1 increasing along them.
-    """
-    z = torch.special.ndtri((torch.arange(size) + 0.5) / size)
-    z2, z1 = torch.meshgrid(z.flip(0), z, indexing="ij")  # [row, column]
+
+def manifold_latents(size: int, means: Tensor | None = None) -> Tensor:
+    """The manifold grid's z (size^2, 2) over `manifold_axes(size, means)`, row-major: z_2
+    decreasing down the rows, z_1 increasing along them."""
+    axes = manifold_axes(size, means)
+    z2, z1 = torch.meshgrid(axes[:, 1].flip(0), axes[:, 0], indexing="ij")  # [row, column]
     return torch.stack([z1, z2], dim=-1).reshape(-1, 2)
 
 
-def save_manifold(vae: VariationalAutoencoder, path: Path, title: str, size: int = 20) -> None:
-    """The learned 2-D manifold (the paper's Figure 4): E[x|z] over manifold_latents(size),
-    titled, with the z values on the axes."""
+def save_manifold(
+    vae: VariationalAutoencoder,
+    path: Path,
+    title: str,
+    size: int = 20,
+    means: Tensor | None = None,
+) -> None:
+    """The learned 2-D manifold (the paper's Figure 4): E[x|z] over manifold_latents(size,
+    means), titled with the grid's kind, with the z values on the axes."""
     if vae.latent_dim != 2:
         raise ValueError(f"the manifold needs a 2-D latent space, not {vae.latent_dim}-D")
-    images = vae.decode(manifold_latents(size).to(next(vae.parameters()).device))
+    axes = manifold_axes(size, means)
+    images = vae.decode(manifold_latents(size, means).to(next(vae.parameters()).device))
     grid = _grid_image(images, nrow=size, padding=0)
-    save_titled_grid(grid, f"{title}: learned manifold E[x|z]", path, manifold_size=size)
+    kind = "the prior's quantiles Φ⁻¹(u)" if means is None else "quantiles of the latent means"
+    save_titled_grid(grid, f"{title}: learned manifold E[x|z], z at {kind}", path, axes)
 
 
 def principal_components(points: Tensor, count: int = 2) -> tuple[Tensor, Tensor]:
