@@ -15,7 +15,7 @@ from PIL import Image
 
 from vae_lightning.config import config_dir
 from vae_lightning.errors import UserError
-from vae_lightning.eval import evaluate
+from vae_lightning.eval import evaluate, manifold_spread
 from vae_lightning.evaluation.checkpoint import checkpoint_epoch, load_checkpoint_file
 from vae_lightning.evaluation.figures import (
     RECONSTRUCTION_ROWS,
@@ -106,6 +106,7 @@ def test_cli_evaluates_a_run_folder(mnist_run, tmp_path):
     assert checkpoint_epoch(load_checkpoint_file(mnist_run / "checkpoints" / "last.ckpt")) == 1
     assert "log_likelihood_is" in result.stdout and "Traceback" not in result.stderr
     assert record["manifold_grid"] == "prior"
+    assert set(record["manifold_spread"]) == {"prior_grid", "latent_means_grid", "points"}
     assert "z at the prior's quantiles" in Image.open(folder / "manifold.png").text["Title"]
 
 
@@ -117,6 +118,18 @@ def test_manifold_on_the_latent_means_spans_where_the_points_lie(mnist_run):
     assert "quantiles of the latent means" in Image.open(newest / "manifold.png").text["Title"]
     # The coverage stays that of the prior's grid, the same whichever grid is drawn.
     assert record["latent_coverage"]["grid_half_width"] == pytest.approx(1.96, abs=0.01)
+
+
+def test_manifold_spread_is_how_much_the_decoded_grid_varies():
+    torch.manual_seed(0)
+    vae = VariationalAutoencoder((1, 28, 20), 2, [8], "tanh", "gaussian")
+    images, means = torch.rand(30, 1, 28, 20), torch.randn(30, 2)
+    spread = manifold_spread(vae, means, images, manifold_size=4)
+    assert spread["points"] == pytest.approx(images.flatten(1).std(0).mean().item(), abs=1e-4)
+    assert spread["prior_grid"] > 0 and spread["latent_means_grid"] > 0
+    torch.nn.init.zeros_(vae.decoder.body[0].weight)  # a decoder that ignores z
+    flat = manifold_spread(vae, means, images, manifold_size=4)
+    assert flat["prior_grid"] == flat["latent_means_grid"] == 0
 
 
 def test_manifold_axes_are_the_quantiles_of_the_prior_or_of_the_means():

@@ -129,6 +129,21 @@ def latent_coverage(means: Tensor, manifold_size: int) -> dict:
     }
 
 
+def manifold_spread(
+    vae: VariationalAutoencoder, means: Tensor, images: Tensor, manifold_size: int
+) -> dict[str, float]:
+    """How much the manifold figure varies: the standard deviation of E[x|z] across the cells
+    of each grid (`manifold_grid` prior and latent_means), per pixel and averaged over the
+    pixels, beside that of the evaluated images themselves (pixel values in [0, 1])."""
+    device = next(vae.parameters()).device
+    spread = {}
+    for grid, grid_means in (("prior_grid", None), ("latent_means_grid", means)):
+        z = figures.manifold_latents(manifold_size, grid_means).to(device)
+        spread[grid] = vae.decode(z).flatten(1).std(0).mean().item()
+    spread["points"] = images.flatten(1).float().std(0).mean().item()
+    return {k: round(v, 4) for k, v in spread.items()}
+
+
 def save_figures(
     cfg: DictConfig,
     vae: VariationalAutoencoder,
@@ -255,6 +270,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "manifold_size": cfg.manifold_size,
         "manifold_grid": cfg.manifold_grid if latent == 2 else None,
         "latent_coverage": latent_coverage(means, cfg.manifold_size) if latent == 2 else None,
+        "manifold_spread": manifold_spread(module.vae, means, points.images, cfg.manifold_size)
+        if latent == 2
+        else None,
         "evaluated_at": datetime.now().isoformat(timespec="seconds"),
     }
     (folder / "eval.json").write_text(json.dumps(record, indent=2) + "\n")
