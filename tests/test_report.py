@@ -145,6 +145,15 @@ def test_curves_are_thinned_to_log_spaced_points():
     assert report.log_spaced(curve[:1]) == curve[:1]  # a one-epoch run keeps its point
 
 
+def test_validation_elbo_at_a_budget_is_the_first_epoch_end_past_it(tmp_path):
+    rows = ["epoch,step,train/elbo,val/elbo", "0,99,-200,", "0,99,,-150", "1,199,,-140"]
+    (tmp_path / "metrics.csv").write_text("\n".join([*rows, "2,299,,-130"]) + "\n")
+    run = report.Record(tmp_path, "MNISTDataModule", {}, 100, None, None, None, [], None)
+    assert report.validation_elbo_at(run, 10_000) == -150  # 100 steps of 100
+    assert report.validation_elbo_at(run, 10_001) == -140
+    assert report.validation_elbo_at(run, 30_001) is None  # the run stopped before
+
+
 COMMITTED = ROOT / "docs" / "runs"
 
 
