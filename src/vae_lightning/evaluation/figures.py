@@ -119,7 +119,10 @@ def manifold_axes(size: int, means: Tensor | None = None) -> Tensor:
 def manifold_latents(size: int, means: Tensor | None = None) -> Tensor:
     """The manifold grid's z (size^2, 2) over `manifold_axes(size, means)`, row-major: z_2
     decreasing down the rows, z_1 increasing along them."""
-    axes = manifold_axes(size, means)
+    return _grid_latents(manifold_axes(size, means))
+
+
+def _grid_latents(axes: Tensor) -> Tensor:
     z2, z1 = torch.meshgrid(axes[:, 1].flip(0), axes[:, 0], indexing="ij")  # [row, column]
     return torch.stack([z1, z2], dim=-1).reshape(-1, 2)
 
@@ -136,7 +139,7 @@ def save_manifold(
     if vae.latent_dim != 2:
         raise ValueError(f"the manifold needs a 2-D latent space, not {vae.latent_dim}-D")
     axes = manifold_axes(size, means)
-    images = vae.decode(manifold_latents(size, means).to(next(vae.parameters()).device))
+    images = vae.decode(_grid_latents(axes).to(next(vae.parameters()).device))
     grid = _grid_image(images, nrow=size, padding=0)
     kind = "the prior's quantiles Φ⁻¹(u)" if means is None else "quantiles of the latent means"
     save_titled_grid(grid, f"{title}: learned manifold E[x|z], z at {kind}", path, axes)
