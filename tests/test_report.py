@@ -109,8 +109,10 @@ def test_report_is_regenerated_byte_for_byte_from_records(records):
 
 def test_a_study_is_reported_in_its_own_section_with_the_settings_that_differ(records):
     study = records / "with_study" / "latent_study"
-    for name in ("mnist_latent2_5e2", "mnist_latent3_5e2"):
-        shutil.copytree(records / "records" / name, study / name)
+    command = ["sweep/0", "sweep/1", "--into", str(study), "--no-figures"]
+    result = run_cli("vae_lightning.evaluation.record", command, cwd=records)
+    assert result.returncode == 0, result.stderr
+    assert not list(study.rglob("*.png")) and (study / "mnist_latent2_5e2" / "eval.json").is_file()
     (study / "study.md").write_text("# Latent sizes\n\nTwo sizes side by side.\n")
     result = run_cli("vae_lightning.report", ["with_study", "--out", "out"], cwd=records)
     assert result.returncode == 0, result.stderr

@@ -2,6 +2,7 @@
 
 import csv
 import math
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from torchvision.utils import make_grid
 from vae_lightning.models.vae import VariationalAutoencoder
 
 PADDING = 2  # pixels between the images of a grid
+TITLE_WIDTH = 85  # characters of a title line 8 inches wide
 PLOT_SIZE_INCHES, PLOT_DPI = (8, 6), 100  # plots of 800 x 600 pixels
 
 
@@ -66,7 +68,7 @@ def save_titled_grid(
     fig = Figure(figsize=(8, 8 * image.height / image.width + 0.6))
     ax = fig.subplots()
     ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, TITLE_WIDTH))
     if axes is not None:
         size = len(axes)
         cell_x, cell_y = image.width / size, image.height / size

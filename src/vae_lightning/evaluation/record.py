@@ -6,9 +6,10 @@ newest test evaluation (``eval/*_test/``, or the one given by --eval) into ``DIR
 ``summary.json``, ``eval.json`` and the evaluation's ``manifold.png`` and ``samples.png``; with
 --weights, also the evaluated checkpoint's weights and settings (no optimiser state) as
 ``checkpoints/<its name>``, so that ``python -m vae_lightning.eval ckpt_path=DIR/<name>``
-evaluates the record again. The folder appears whole or not at all: the files are copied into
-a temporary folder beside it, which is then renamed. An existing record is replaced only with
---replace.
+evaluates the record again; with --no-figures, without the two figures (e.g. the records of
+a study, whose report section shows none). The folder appears whole or not at all: the files
+are copied into a temporary folder beside it, which is then renamed. An existing record is
+replaced only with --replace.
 """
 
 import argparse
@@ -25,7 +26,7 @@ from vae_lightning.evaluation.checkpoint import load_checkpoint_file
 
 RUN_FILES = {"config.yaml": "config.yaml", ".hydra/overrides.yaml": "overrides.yaml"}
 RUN_FILES |= {"metrics.csv": "metrics.csv", "summary.json": "summary.json"}
-EVAL_FILES = ("eval.json", "manifold.png", "samples.png")
+EVAL_FIGURES = ("manifold.png", "samples.png")
 REQUIRED = ("config.yaml", "metrics.csv", "summary.json")
 # What evaluating a checkpoint reads: the weights, the model's settings and the counters.
 WEIGHTS_KEYS = ("state_dict", "hyper_parameters", "epoch", "global_step")
@@ -62,6 +63,7 @@ def collect(
     evaluation: Path | None = None,
     replace: bool = False,
     weights: bool = False,
+    figures: bool = True,
 ) -> Path:
     """Copy the record of ``run`` into ``into/<name>``; returns that folder."""
     missing = [f for f in REQUIRED if not (run / f).is_file()]
@@ -94,7 +96,7 @@ def collect(
         for source, copy in RUN_FILES.items():
             if (run / source).is_file():
                 shutil.copyfile(run / source, staging / copy)
-        for file in EVAL_FILES if evaluation else ():
+        for file in ("eval.json", *(EVAL_FIGURES if figures else ())) if evaluation else ():
             if (evaluation / file).is_file():
                 shutil.copyfile(evaluation / file, staging / file)
         if weights:
@@ -123,12 +125,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--weights", action="store_true", help="also the evaluated checkpoint, without optimiser"
     )
+    parser.add_argument(
+        "--no-figures", action="store_true", help="without the evaluation's manifold and samples"
+    )
     args = parser.parse_args(argv)
     if len(args.runs) > 1 and (args.name or args.eval):
         parser.exit(2, "--name and --eval apply to one run: give one run folder.\n")
     try:
         for run in args.runs:
-            target = collect(run, args.into, args.name, args.eval, args.replace, args.weights)
+            target = collect(
+                run, args.into, args.name, args.eval, args.replace, args.weights,
+                not args.no_figures,
+            )  # fmt: skip
             print(f"Recorded {run} in {target}")
     except UserError as err:
         parser.exit(2, f"{err}\n")
