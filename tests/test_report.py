@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ROOT, run_cli, tiny_overrides
+from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from vae_lightning import report
+from vae_lightning.config import config_dir
+from vae_lightning.eval import evaluate
 
 # Tiny MNIST: 250 training images in minibatches of 50, 2 epochs.
 SAMPLES_SEEN = 2 * 250
@@ -176,12 +179,21 @@ def test_a_record_run_of_a_published_model_is_set_beside_its_published_value(tin
     args = [
         "experiment=burda_vae_fast", *tiny_overrides(tiny_data, tmp_path), "logger=csv",
         "data.val_size=50", f"hydra.run.dir={tmp_path / 'run'}",
+        "callbacks.snapshots.every_n_epochs=1",
     ]  # fmt: skip
     assert run_cli("vae_lightning.train", args, tmp_path).returncode == 0
+    # Weights kept at each epoch's end, each evaluated on 20 seeded test points.
+    snapshots = sorted((tmp_path / "run" / "checkpoints").glob("snapshot-*.ckpt"))
+    assert [p.name for p in snapshots] == ["snapshot-epoch0000.ckpt", "snapshot-epoch0001.ckpt"]
+    assert "optimizer_states" not in torch.load(snapshots[0], weights_only=True)
+    for snapshot in snapshots:
+        quick = ["num_importance_samples=10", "chunk_size=5", "num_points=20"]
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            evaluate(compose("eval", overrides=[*quick, f"ckpt_path={snapshot}"]))
     evaluation = ["num_importance_samples=10", "chunk_size=5", f"ckpt_path={tmp_path / 'run'}"]
     result = run_cli("vae_lightning.eval", evaluation, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    record = ["run", "--into", "records", "--name", "burda", "--weights"]
+    record = ["run", "--into", "records", "--name", "burda", "--weights", "--snapshots"]
     assert run_cli("vae_lightning.evaluation.record", record, tmp_path).returncode == 0
     [weights] = (tmp_path / "records" / "burda" / "checkpoints").glob("best-*.ckpt")
     assert "optimizer_states" not in torch.load(weights, weights_only=True)
@@ -202,3 +214,7 @@ def test_a_record_run_of_a_published_model_is_set_beside_its_published_value(tin
     # The committed weights alone give the record's number again.
     assert json.loads(evaluated_again.read_text())["metrics"] == evaluated["metrics"]
     assert (tmp_path / "out" / "figures" / "records_learning_curves.png").is_file()
+    # The snapshots' evaluations, for the learning curve of the test log-likelihood.
+    kept = report.load_record(tmp_path / "records" / "burda").snapshots
+    assert [e["checkpoint_step"] for e in kept] == [5, 10]  # 250 training images, batch 50
+    assert [e["subset"]["num_points"] for e in kept] == [20, 20]

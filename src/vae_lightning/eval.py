@@ -243,7 +243,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         cfg, module.vae, points, train_images, module.hparams.num_samples
     )
     write_per_point(folder / "per_point.csv", points.indices, per_point)
-    epoch = checkpoint_epoch(load_checkpoint_file(checkpoint))
+    saved = load_checkpoint_file(checkpoint)
+    epoch = checkpoint_epoch(saved)
     title = figures.model_title(module.hparams, epoch)
     means = latent_means(module.vae, points.images, cfg.batch_size)
     figure_names = save_figures(cfg, module.vae, points, means, folder, title)
@@ -251,6 +252,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     seconds["total"] = time.perf_counter() - start
     record = {
         "checkpoint": str(checkpoint.resolve()),
+        "checkpoint_epoch": epoch,
+        "checkpoint_step": saved.get("global_step"),
         "run_dir": str(run),
         "data": datamodule.name,
         "split": cfg.split,

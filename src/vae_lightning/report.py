@@ -71,6 +71,7 @@ class Record:
     experiment: str | None  # the `experiment=` of its command line
     overrides: list[str]  # its command line's overrides
     study: Path | None  # the folder of the study it belongs to (STUDY), if any
+    snapshots: list[dict[str, Any]]  # test evaluations of its snapshots (record --snapshots)
 
     @property
     def latent_dim(self) -> int:
@@ -113,6 +114,7 @@ def load_record(folder: Path) -> Record:
         experiment=experiment(folder),
         overrides=overrides(folder),
         study=folder.parent if (folder.parent / STUDY).is_file() else None,
+        snapshots=[json.loads(p.read_text()) for p in sorted(folder.glob("snapshots/*.json"))],
     )
 
 
@@ -152,9 +154,8 @@ def with_sem(value: dict[str, float] | None) -> str:
     return NONE if value is None else f"{value['mean']:.2f} ± {value['sem']:.2f}"
 
 
-def points(record: Record) -> str:
-    """The evaluated points: 'all 10,000', '1,000 of 10,000 (seed 0)' or as first-N records."""
-    evaluation = record.evaluation
+def points(evaluation: dict[str, Any]) -> str:
+    """An evaluation's points: 'all 10,000', '1,000 of 10,000 (seed 0)' or as first-N ones."""
     subset = evaluation.get("subset")
     if subset is None:  # evaluations before seeded subsets took the first N points
         return f"first {evaluation['num_data_points']:,}"
@@ -173,7 +174,7 @@ def table(records: list[Record]) -> list[str]:
     for record in records:
         metrics, evaluation = record.summary["metrics"], record.evaluation
         if evaluation:
-            evaluated = [points(record), with_sem(record.metric("elbo"))]
+            evaluated = [points(record.evaluation), with_sem(record.metric("elbo"))]
             evaluated += [with_sem(record.metric("log_likelihood_is"))]
             evaluated += [
                 with_sem(record.metric("is_minus_elbo")),
@@ -400,9 +401,18 @@ def save_learning_curves(
         val = read_curve(r.folder / "metrics.csv", "val/elbo")
         if curve := sorted({at[s - 1]: v for s, v in val if s - 1 in at}.items()):
             ax.plot(*zip(*curve, strict=True), "-", color=colour, label=f"{r.experiment}, val ELBO")
+        if r.snapshots:  # each at the hours of the epoch end it was saved at
+            curve = [
+                (max((h for h, s in hours[r.folder] if s < e["checkpoint_step"]), default=0.0),
+                 e["metrics"]["log_likelihood_is"]["mean"])
+                for e in r.snapshots
+            ]  # fmt: skip
+            what = f"test IS log p(x), {points(r.snapshots[0])}"
+            ax.plot(*zip(*curve, strict=True), "o:", color=colour, label=f"{what}, snapshots")
         if ours := r.metric("log_likelihood_is"):
             end = max(at.values(), default=0.0)
-            ax.plot(end, ours["mean"], "*", markersize=14, color=colour, label="test IS log p(x)")
+            label = f"test IS log p(x), {points(r.evaluation)}"
+            ax.plot(end, ours["mean"], "*", markersize=14, color=colour, label=label)
         source, value = PUBLISHED[r.experiment]
         ax.axhline(value, ls="--", color=colour, alpha=0.6, label=f"{value:.2f}: {source}")
     ax.set(xlabel="hours of training steps", ylabel="nats per data point")
@@ -433,7 +443,8 @@ def records_section(records: list[Record], out: Path) -> list[str]:
         ours = r.metric("log_likelihood_is")
         difference = f"{ours['mean'] - value:+.2f}" if ours else NONE
         lines.append(
-            f"| `{r.experiment}` | {points(r)} | {with_sem(ours)} | {with_sem(r.metric('elbo'))} "
+            f"| `{r.experiment}` | {points(r.evaluation)} | {with_sem(ours)} "
+            f"| {with_sem(r.metric('elbo'))} "
             f"| {(r.evaluation or {}).get('num_importance_samples', NONE)} | "
             f"{r.samples_seen:,} | {hours[r.folder][-1][0]:.2f} h | {value:.2f} ({source}) | "
             f"{difference} |"
@@ -446,8 +457,9 @@ def records_section(records: list[Record], out: Path) -> list[str]:
             path,
             "Record runs: validation ELBO (its held-out training images) at epoch ends against "
             "hours of training steps; the star is the test IS log p(x) of the evaluation at "
-            "the end, the dashed line the published value. Test log-likelihoods at earlier "
-            "times were not evaluated.",
+            "the end, the circles (for runs that kept snapshots of their weights) that of each "
+            "snapshot, at the end of the epoch it was saved at; the dashed line is the "
+            "published value.",
         ),
     ]
     return lines
@@ -467,7 +479,10 @@ def study_section(folder: Path, records: list[Record]) -> list[str]:
         gap = NONE if train is None or test is None else f"{train - test['mean']:.2f}"
         settings = ", ".join(f"`{o}`" for o in r.overrides if o not in shared) or NONE
         cells = [f"`{r.folder.name}`", settings, str(r.latent_dim), f"{r.samples_seen:,}"]
-        cells += [points(r) if r.evaluation else NONE, NONE if train is None else f"{train:.2f}"]
+        cells += [
+            points(r.evaluation) if r.evaluation else NONE,
+            NONE if train is None else f"{train:.2f}",
+        ]
         cells += [with_sem(test), with_sem(r.metric("log_likelihood_is")), gap]
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]

@@ -2,6 +2,7 @@
 
 import inspect
 import pickle
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,8 @@ def _recorded_best(last: Path) -> Path | None:
         return None
     states = load_checkpoint_file(last).get("callbacks", {})
     paths = [s.get("best_model_path") for k, s in states.items() if "ModelCheckpoint" in k]
-    return last.parent / Path(paths[0]).name if paths and paths[0] else None
+    best = [Path(p).name for p in paths if p and fnmatch(Path(p).name, BEST_PATTERN)]
+    return last.parent / best[0] if best else None
 
 
 def load_checkpoint_file(path: Path) -> dict[str, Any]:

@@ -6,7 +6,10 @@ newest test evaluation (``eval/*_test/``, or the one given by --eval) into ``DIR
 ``summary.json``, ``eval.json`` and the evaluation's ``manifold.png`` and ``samples.png``; with
 --weights, also the evaluated checkpoint's weights and settings (no optimiser state) as
 ``checkpoints/<its name>``, so that ``python -m vae_lightning.eval ckpt_path=DIR/<name>``
-evaluates the record again; with --no-figures, without the two figures (e.g. the records of
+evaluates the record again; with --snapshots, the newest test evaluation of each evaluated
+``checkpoints/snapshot-*.ckpt`` (the weights kept every few epochs) as
+``snapshots/<checkpoint name>.json``, for the learning curve of the test log-likelihood; with
+--no-figures, without the two figures (e.g. the records of
 a study, whose report section shows none). The folder appears whole or not at all: the files
 are copied into a temporary folder beside it, which is then renamed. An existing record is
 replaced only with --replace.
@@ -16,6 +19,7 @@ import argparse
 import json
 import shutil
 import tempfile
+from fnmatch import fnmatch
 from pathlib import Path
 
 import torch
@@ -27,6 +31,7 @@ from vae_lightning.evaluation.checkpoint import load_checkpoint_file
 RUN_FILES = {"config.yaml": "config.yaml", ".hydra/overrides.yaml": "overrides.yaml"}
 RUN_FILES |= {"metrics.csv": "metrics.csv", "summary.json": "summary.json"}
 EVAL_FIGURES = ("manifold.png", "samples.png")
+SNAPSHOT_PATTERN = "snapshot-*.ckpt"
 REQUIRED = ("config.yaml", "metrics.csv", "summary.json")
 # What evaluating a checkpoint reads: the weights, the model's settings and the counters.
 WEIGHTS_KEYS = ("state_dict", "hyper_parameters", "epoch", "global_step")
@@ -44,6 +49,16 @@ def newest_test_evaluation(run: Path) -> Path | None:
     """The newest ``eval/<time>_test/`` folder with an eval.json (folder names sort by time)."""
     found = sorted((run / "eval").glob("*_test/eval.json"))
     return found[-1].parent if found else None
+
+
+def snapshot_evaluations(run: Path) -> dict[str, Path]:
+    """{snapshot checkpoint name: the eval.json of its newest test evaluation} of a run."""
+    evaluated = {}
+    for path in sorted((run / "eval").glob("*_test/eval.json")):  # oldest first
+        checkpoint = Path(json.loads(path.read_text())["checkpoint"])
+        if fnmatch(checkpoint.name, SNAPSHOT_PATTERN):
+            evaluated[checkpoint.stem] = path
+    return dict(sorted(evaluated.items()))
 
 
 def default_name(run: Path) -> str:
@@ -64,6 +79,7 @@ def collect(
     replace: bool = False,
     weights: bool = False,
     figures: bool = True,
+    snapshots: bool = False,
 ) -> Path:
     """Copy the record of ``run`` into ``into/<name>``; returns that folder."""
     missing = [f for f in REQUIRED if not (run / f).is_file()]
@@ -86,6 +102,13 @@ def collect(
             f"--weights records the evaluated checkpoint, but {run} has no test "
             "evaluation: run `python -m vae_lightning.eval` on it first."
         )
+    snapshot_evals = snapshot_evaluations(run) if snapshots else {}
+    if snapshots and not snapshot_evals:
+        raise UserError(
+            f"--snapshots records the test evaluations of {run}/checkpoints/{SNAPSHOT_PATTERN}, "
+            "and none was evaluated: run `python -m vae_lightning.eval ckpt_path=<snapshot>` "
+            "on them first."
+        )
     target = into / (name or default_name(run))
     if target.exists() and not replace:
         raise UserError(f"{target} exists already; pass --replace to replace that record.")
@@ -99,6 +122,9 @@ def collect(
         for file in ("eval.json", *(EVAL_FIGURES if figures else ())) if evaluation else ():
             if (evaluation / file).is_file():
                 shutil.copyfile(evaluation / file, staging / file)
+        for stem, path in snapshot_evals.items():
+            (staging / "snapshots").mkdir(exist_ok=True)
+            shutil.copyfile(path, staging / "snapshots" / f"{stem}.json")
         if weights:
             evaluated = Path(json.loads((evaluation / "eval.json").read_text())["checkpoint"])
             save_weights(evaluated, staging / "checkpoints" / evaluated.name)
@@ -126,6 +152,9 @@ def main(argv: list[str] | None = None) -> None:
         "--weights", action="store_true", help="also the evaluated checkpoint, without optimiser"
     )
     parser.add_argument(
+        "--snapshots", action="store_true", help="also the test evaluations of its snapshots"
+    )
+    parser.add_argument(
         "--no-figures", action="store_true", help="without the evaluation's manifold and samples"
     )
     args = parser.parse_args(argv)
@@ -135,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         for run in args.runs:
             target = collect(
                 run, args.into, args.name, args.eval, args.replace, args.weights,
-                not args.no_figures,
+                not args.no_figures, args.snapshots,
             )  # fmt: skip
             print(f"Recorded {run} in {target}")
     except UserError as err:
