@@ -82,6 +82,18 @@ def test_records_hold_the_small_files_and_are_never_overwritten(records):
     ]
 
 
+def assert_tables_are_whole(markdown: str) -> None:
+    """Every row of every table has as many cells as its header."""
+    tables = [[]]
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            tables[-1].append(line.strip("|").split(" | "))
+        elif tables[-1]:
+            tables.append([])
+    for table in filter(None, tables):
+        assert {len(row) for row in table} == {len(table[0])}, table[:2]
+
+
 def test_report_is_regenerated_byte_for_byte_from_records(records):
     for out in ("first", "second"):
         result = run_cli("vae_lightning.report", ["records", "--out", out], cwd=records)
@@ -89,6 +101,7 @@ def test_report_is_regenerated_byte_for_byte_from_records(records):
     assert same_tree(records / "first", records / "second")
     text = (records / "first" / "results.md").read_text()
     assert str(records) not in text  # relative paths only
+    assert_tables_are_whole(text)
     rows = [line.strip("| ").split(" | ") for line in text.splitlines()]
     rows = [row for row in rows if row[0] in ("2", "3") and len(row) == 11]  # the results table
     assert [row[1] for row in rows] == [f"{SAMPLES_SEEN:,}"] * 2
@@ -171,6 +184,7 @@ def test_committed_records_regenerate_docs_results(tmp_path):
     result = run_cli("vae_lightning.report", ["docs/runs", "--out", str(out)], cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert (out / "results.md").read_text() == (ROOT / "docs" / "results.md").read_text()
+    assert_tables_are_whole((out / "results.md").read_text())
     for figure in (out / "figures").iterdir():
         assert filecmp.cmp(figure, ROOT / "docs" / "figures" / figure.name, shallow=False)
 

@@ -366,7 +366,7 @@ def comparison(records: list[Record]) -> list[str]:
         "",
         f"| data | latent | training samples | {' | '.join(budgets)} | test ELBO | IS log p(x) "
         "| paper (10^8) |",
-        "|" + " --- |" * (7 + len(budgets)),
+        "|" + " --- |" * (6 + len(budgets)),
     ]
     for r in records:
         along = [validation_elbo_at(r, n) for n in COMPARED_BUDGETS]
