@@ -130,9 +130,8 @@ def test_a_study_is_reported_in_its_own_section_with_the_settings_that_differ(re
     assert result.returncode == 0, result.stderr
     assert not list(study.rglob("*.png")) and (study / "mnist_latent2_5e2" / "eval.json").is_file()
     (study / "study.md").write_text("# Latent sizes\n\nTwo sizes side by side.\n")
-    result = run_cli("vae_lightning.report", ["with_study", "--out", "out"], cwd=records)
-    assert result.returncode == 0, result.stderr
-    text = (records / "out" / "results.md").read_text()
+    text = report.write_report([records / "with_study"], records / "out").read_text()  # the CLI
+    # is tested above
     assert "## Latent sizes\n\nTwo sizes side by side.\n" in text
     assert "## MNIST" not in text  # study records are not also in the grid
     rows = [line.strip("| ").split(" | ") for line in text.splitlines() if line.startswith("| `")]
@@ -166,7 +165,10 @@ def test_curves_are_thinned_to_log_spaced_points():
 def test_validation_elbo_at_a_budget_is_the_first_epoch_end_past_it(tmp_path):
     rows = ["epoch,step,train/elbo,val/elbo", "0,99,-200,", "0,99,,-150", "1,199,,-140"]
     (tmp_path / "metrics.csv").write_text("\n".join([*rows, "2,299,,-130"]) + "\n")
-    run = report.Record(tmp_path, "MNISTDataModule", {}, 100, None, None, None, [], None)
+    run = report.Record(
+        folder=tmp_path, data="MNISTDataModule", summary={}, batch_size=100, evaluation=None,
+        eval_folder=None, experiment=None, overrides=[], study=None, snapshots=[],
+    )  # fmt: skip
     assert report.validation_elbo_at(run, 10_000) == -150  # 100 steps of 100
     assert report.validation_elbo_at(run, 10_001) == -140
     assert report.validation_elbo_at(run, 30_001) is None  # the run stopped before
