@@ -130,8 +130,8 @@ def test_a_study_is_reported_in_its_own_section_with_the_settings_that_differ(re
     assert result.returncode == 0, result.stderr
     assert not list(study.rglob("*.png")) and (study / "mnist_latent2_5e2" / "eval.json").is_file()
     (study / "study.md").write_text("# Latent sizes\n\nTwo sizes side by side.\n")
-    text = report.write_report([records / "with_study"], records / "out").read_text()  # the CLI
-    # is tested above
+    # In this process: the report's command line is tested above.
+    text = report.write_report([records / "with_study"], records / "out").read_text()
     assert "## Latent sizes\n\nTwo sizes side by side.\n" in text
     assert "## MNIST" not in text  # study records are not also in the grid
     rows = [line.strip("| ").split(" | ") for line in text.splitlines() if line.startswith("| `")]
