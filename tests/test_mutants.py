@@ -1,6 +1,6 @@
 """Tests aimed at bugs a mutation run (mutmut, README "Mutation testing") showed no other fast
 test would catch: the data loaders' sharding and shuffling, the arguments and the log weights
-of importance sampling."""
+of importance sampling, the Gaussian decoders' variance floor, mean and broadcasting."""
 
 import math
 from types import SimpleNamespace
@@ -10,6 +10,8 @@ import torch
 from test_data import mnist
 
 from vae_lightning.evaluation import log_importance_weights, log_marginal_likelihood
+from vae_lightning.models.decoders import GaussianDecoder
+from vae_lightning.models.ppca import LinearGaussianDecoder
 from vae_lightning.models.vae import VariationalAutoencoder
 
 
@@ -113,3 +115,38 @@ def test_importance_sampling_in_chunks_of_one_sample(vae_and_x):
     in_one = log_marginal_likelihood(vae, x, 2000, chunk_size=2000)
     assert in_ones.shape == (5,)
     torch.testing.assert_close(in_ones, in_one, atol=0.1, rtol=0)
+
+
+@pytest.mark.parametrize("decoder", ["gaussian", "linear_gaussian"])
+def test_gaussian_decoders_floor_the_variance_at_1e_4_by_default(decoder):
+    """A learned variance far below the floor comes out as the floor, s^2 = 1e-4."""
+    if decoder == "gaussian":
+        model = GaussianDecoder(2, [8], 6, "tanh")
+        torch.nn.init.zeros_(model.logvar.weight)
+        torch.nn.init.constant_(model.logvar.bias, -30.0)
+        log_variance = model(torch.zeros(3, 2))[1]
+    else:
+        model = LinearGaussianDecoder(2, 6)
+        model.raw_log_variance.data.fill_(-30.0)
+        log_variance = model.log_variance()
+    torch.testing.assert_close(log_variance.exp(), torch.full_like(log_variance, 1e-4))
+
+
+def test_gaussian_decoder_mean_is_where_the_likelihood_peaks():
+    """E[x|z] is the point of greatest log p(x|z), a grey level in (0, 1)."""
+    torch.manual_seed(0)
+    model = GaussianDecoder(2, [8], 6, "tanh", variance=0.01)
+    z = torch.randn(4, 2)
+    mean = model.mean(z)
+    assert ((mean > 0) & (mean < 1)).all()
+    best = model.log_likelihood(mean, z)
+    for shift in (-0.05, 0.05):
+        assert (model.log_likelihood(mean + shift, z) < best).all()
+
+
+def test_linear_gaussian_log_likelihood_broadcasts_over_leading_dimensions():
+    """x of shape (1, batch, D) against z (K, batch, L): each of the K draws, as for (batch, D)."""
+    torch.manual_seed(0)
+    model = LinearGaussianDecoder(2, 6)
+    x, z = torch.randn(3, 6), torch.randn(5, 3, 2)
+    torch.testing.assert_close(model.log_likelihood(x[None], z), model.log_likelihood(x, z))
