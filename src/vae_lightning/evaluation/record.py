@@ -9,10 +9,9 @@ newest test evaluation (``eval/*_test/``, or the one given by --eval) into ``DIR
 evaluates the record again; with --snapshots, the newest test evaluation of each evaluated
 ``checkpoints/snapshot-*.ckpt`` (the weights kept every few epochs) as
 ``snapshots/<checkpoint name>.json``, for the learning curve of the test log-likelihood; with
---no-figures, without the two figures (e.g. the records of
-a study, whose report section shows none). The folder appears whole or not at all: the files
-are copied into a temporary folder beside it, which is then renamed. An existing record is
-replaced only with --replace.
+--no-figures, without the two figures (e.g. the records of a study, whose report section
+shows none). The folder appears whole or not at all: the files are copied into a temporary
+folder beside it, which is then renamed. An existing record is replaced only with --replace.
 """
 
 import argparse
