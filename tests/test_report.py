@@ -169,9 +169,8 @@ def test_validation_elbo_at_a_budget_is_the_first_epoch_end_past_it(tmp_path):
         folder=tmp_path, data="MNISTDataModule", summary={}, batch_size=100, evaluation=None,
         eval_folder=None, experiment=None, overrides=[], study=None, snapshots=[],
     )  # fmt: skip
-    assert report.validation_elbo_at(run, 10_000) == -150  # 100 steps of 100
-    assert report.validation_elbo_at(run, 10_001) == -140
-    assert report.validation_elbo_at(run, 30_001) is None  # the run stopped before
+    # 100 steps of 100 samples; the run stopped before 30,001.
+    assert report.validation_elbos_at(run, (10_000, 10_001, 30_001)) == [-150, -140, None]
 
 
 COMMITTED = ROOT / "docs" / "runs"
@@ -234,3 +233,9 @@ def test_a_record_run_of_a_published_model_is_set_beside_its_published_value(tin
     kept = report.load_record(tmp_path / "records" / "burda").snapshots
     assert [e["checkpoint_step"] for e in kept] == [5, 10]  # 250 training images, batch 50
     assert [e["subset"]["num_points"] for e in kept] == [20, 20]
+    # Each is drawn at the hours of the epoch end it was saved at (rows logged at step - 1).
+    burda = report.load_record(tmp_path / "records" / "burda")
+    ends = {
+        step for _, step in report.training_hours(burda.folder / "metrics.csv", burda.batch_size)
+    }
+    assert {e["checkpoint_step"] - 1 for e in kept} <= ends

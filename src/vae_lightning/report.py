@@ -343,11 +343,11 @@ def data_section(records: list[Record], out: Path) -> list[str]:
     return lines + image_figures(records, out)
 
 
-def validation_elbo_at(record: Record, samples: int) -> float | None:
-    """The validation ELBO of the first epoch end at which `samples` training samples had been
-    seen (Figure 2's curve), if the run got there."""
+def validation_elbos_at(record: Record, budgets: tuple[int, ...]) -> list[float | None]:
+    """For each budget, the validation ELBO of the first epoch end at which that many training
+    samples had been seen (Figure 2's curve), or None if the run did not get there."""
     curve = read_curve(record.folder / "metrics.csv", "val/elbo")
-    return next((v for s, v in curve if s * record.batch_size >= samples), None)
+    return [next((v for s, v in curve if s * record.batch_size >= n), None) for n in budgets]
 
 
 COMPARED_BUDGETS = (10**6, 10**7)  # training samples at which the validation ELBO is compared
@@ -369,7 +369,7 @@ def comparison(records: list[Record]) -> list[str]:
         "|" + " --- |" * (6 + len(budgets)),
     ]
     for r in records:
-        along = [validation_elbo_at(r, n) for n in COMPARED_BUDGETS]
+        along = validation_elbos_at(r, COMPARED_BUDGETS)
         along_cells = " | ".join(NONE if v is None else f"{v:.2f}" for v in along)
         test = r.metric("elbo") or {"mean": r.summary["metrics"].get("test/elbo", math.nan)}
         band = PAPER_BANDS.get((r.data, r.latent_dim))
@@ -401,12 +401,11 @@ def save_learning_curves(
         val = read_curve(r.folder / "metrics.csv", "val/elbo")
         if curve := sorted({at[s - 1]: v for s, v in val if s - 1 in at}.items()):
             ax.plot(*zip(*curve, strict=True), "-", color=colour, label=f"{r.experiment}, val ELBO")
-        if r.snapshots:  # each at the hours of the epoch end it was saved at
-            curve = [
-                (max((h for h, s in hours[r.folder] if s < e["checkpoint_step"]), default=0.0),
-                 e["metrics"]["log_likelihood_is"]["mean"])
-                for e in r.snapshots
-            ]  # fmt: skip
+        # A snapshot of step n is saved at the end of the epoch whose rows are logged at n - 1.
+        snapshots = [(e["checkpoint_step"] - 1, e) for e in r.snapshots]
+        if curve := [
+            (at[s], e["metrics"]["log_likelihood_is"]["mean"]) for s, e in snapshots if s in at
+        ]:
             what = f"test IS log p(x), {points(r.snapshots[0])}"
             ax.plot(*zip(*curve, strict=True), "o:", color=colour, label=f"{what}, snapshots")
         if ours := r.metric("log_likelihood_is"):
