@@ -3,6 +3,8 @@
 import csv
 import functools
 import logging
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +182,27 @@ def test_mode_follows_config_then_env_then_credentials(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "dryrun")
     assert wandb_options.resolve_mode(None) == "offline"
     assert wandb_options.resolve_mode("disabled") == "disabled"
+
+
+def test_a_wandb_run_starts_without_importing_launch_unless_inputs_can_be_staged(
+    tmp_path, monkeypatch
+):
+    from wandb.sdk.wandb_run import Run
+
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.delitem(sys.modules, tracking.LAUNCH_INPUTS, raising=False)
+    with tracking._no_launch_import_without_inputs():
+        run = wandb.init(mode="offline", settings={"show_info": False})
+    run.finish()
+    assert tracking.LAUNCH_INPUTS not in sys.modules  # nothing staged: not imported
+
+    calls = []
+    monkeypatch.setattr(Run, "_detect_and_apply_job_inputs", lambda run: calls.append(run))
+    with tracking._no_launch_import_without_inputs():
+        Run._detect_and_apply_job_inputs("skipped")
+    Run._detect_and_apply_job_inputs("after")  # the step is back once the run has started
+    # Once the module is imported, inputs may have been staged: they are applied.
+    monkeypatch.setitem(sys.modules, tracking.LAUNCH_INPUTS, types.ModuleType("staged"))
+    with tracking._no_launch_import_without_inputs():
+        Run._detect_and_apply_job_inputs("applied")
+    assert calls == ["after", "applied"]
