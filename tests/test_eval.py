@@ -6,7 +6,6 @@ import json
 import pickle
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from conftest import run_cli, tiny_overrides
@@ -15,16 +14,9 @@ from PIL import Image
 
 from vae_lightning.config import config_dir
 from vae_lightning.errors import UserError
-from vae_lightning.eval import evaluate, manifold_spread
+from vae_lightning.eval import evaluate
 from vae_lightning.evaluation.checkpoint import checkpoint_epoch, load_checkpoint_file
-from vae_lightning.evaluation.figures import (
-    RECONSTRUCTION_ROWS,
-    manifold_axes,
-    manifold_latents,
-    reconstruction_figure,
-    save_manifold,
-)
-from vae_lightning.models import VAE
+from vae_lightning.evaluation.figures import save_manifold
 from vae_lightning.models.vae import VariationalAutoencoder
 from vae_lightning.train import train
 
@@ -118,47 +110,6 @@ def test_manifold_on_the_latent_means_spans_where_the_points_lie(mnist_run):
     assert "quantiles of the latent means" in Image.open(newest / "manifold.png").text["Title"]
     # The coverage stays that of the prior's grid, the same whichever grid is drawn.
     assert record["latent_coverage"]["grid_half_width"] == pytest.approx(1.96, abs=0.01)
-
-
-def test_manifold_spread_is_how_much_the_decoded_grid_varies():
-    torch.manual_seed(0)
-    vae = VariationalAutoencoder((1, 28, 20), 2, [8], "tanh", "gaussian")
-    images, means = torch.rand(30, 1, 28, 20), torch.randn(30, 2)
-    spread = manifold_spread(vae, means, images, manifold_size=4)
-    assert spread["points"] == pytest.approx(images.flatten(1).std(0).mean().item(), abs=1e-4)
-    assert spread["prior_grid"] > 0 and spread["latent_means_grid"] > 0
-    torch.nn.init.zeros_(vae.decoder.body[0].weight)  # a decoder that ignores z
-    flat = manifold_spread(vae, means, images, manifold_size=4)
-    assert flat["prior_grid"] == flat["latent_means_grid"] == 0
-
-
-def test_manifold_axes_are_the_quantiles_of_the_prior_or_of_the_means():
-    prior = manifold_axes(4)
-    expected = torch.special.ndtri(torch.tensor([0.125, 0.375, 0.625, 0.875]))
-    torch.testing.assert_close(prior, torch.stack([expected, expected], 1))
-    means = torch.stack([torch.arange(101.0), -torch.arange(101.0) / 10], 1)  # 0..100, 0..-10
-    axes = manifold_axes(4, means)
-    torch.testing.assert_close(axes[:, 0], torch.tensor([12.5, 37.5, 62.5, 87.5]))
-    torch.testing.assert_close(axes[:, 1], -torch.tensor([8.75, 6.25, 3.75, 1.25]))
-    z = manifold_latents(4, means)  # row-major: z_2 largest in the first row, z_1 increasing
-    torch.testing.assert_close(z[:4, 0], axes[:, 0])
-    torch.testing.assert_close(z[::4, 1], axes[:, 1].flip(0))
-
-
-def test_reconstruction_figure_titles_its_rows_and_shows_what_they_say():
-    vae = VAE(image_shape=[1, 28, 28], latent_dim=2, hidden_dims=[8]).vae
-    x = torch.rand(10, 1, 28, 28)
-    fig = reconstruction_figure(vae, x, "VAE (elbo, bernoulli decoder), latent size 2, epoch 4")
-    assert fig.get_suptitle() == "VAE (elbo, bernoulli decoder), latent size 2, epoch 4"
-    top, bottom = fig.axes
-    assert [top.get_title(loc="left"), bottom.get_title(loc="left")] == list(RECONSTRUCTION_ROWS)
-    assert RECONSTRUCTION_ROWS[0].startswith("originals")
-    assert RECONSTRUCTION_ROWS[1].startswith("reconstructions")
-    for ax, images in ((top, x), (bottom, vae.reconstruct(x))):
-        grid = ax.images[0].get_array()
-        assert grid.shape == (30 + 2, 10 * 30 + 2)  # one row of 10 digits, 2-pixel gaps
-        for i in (0, 9):  # the first and the last digit of the row
-            assert np.allclose(grid[2:30, 2 + 30 * i : 30 * (i + 1)], images[i, 0], atol=1e-6)
 
 
 def per_point(folder: Path) -> list[dict[str, str]]:

@@ -1,0 +1,109 @@
+"""Which checkpoint an evaluation reads: a file, a run folder's best checkpoint, its epoch."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from vae_lightning.evaluation.checkpoint import (
+    CheckpointError,
+    checkpoint_epoch,
+    resolve_checkpoint,
+    run_folder_of,
+)
+
+BEST_STATE = "ModelCheckpoint{'monitor': 'val/elbo', 'mode': 'max'}"
+
+
+def _checkpoints(run: Path, *names: str) -> Path:
+    folder = run / "checkpoints"
+    folder.mkdir(parents=True)
+    for name in names:
+        torch.save({"epoch": 0}, folder / name)
+    return folder
+
+
+def _last(folder: Path, best: str | None, **other_callbacks: dict) -> None:
+    callbacks = {BEST_STATE: {"best_model_path": best and str(folder / best)}, **other_callbacks}
+    torch.save({"epoch": 3, "callbacks": callbacks}, folder / "last.ckpt")
+
+
+def test_a_file_is_the_checkpoint_itself_with_the_home_folder_expanded(tmp_path, monkeypatch):
+    folder = _checkpoints(tmp_path / "run", "last.ckpt")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert resolve_checkpoint("~/run/checkpoints/last.ckpt") == folder / "last.ckpt"
+
+
+def test_a_run_folder_gives_its_one_best_checkpoint(tmp_path):
+    folder = _checkpoints(tmp_path, "best-epoch004.ckpt", "last.ckpt", "snapshot-epoch0080.ckpt")
+    assert resolve_checkpoint(tmp_path) == folder / "best-epoch004.ckpt"
+
+
+def test_of_several_best_checkpoints_the_one_recorded_in_last_ckpt_is_chosen(tmp_path):
+    folder = _checkpoints(tmp_path, "best-epoch003.ckpt", "best-epoch007.ckpt")
+    snapshots = {"ModelCheckpoint{'every_n_epochs': 81}": {"best_model_path": "snapshot.ckpt"}}
+    _last(folder, "best-epoch003.ckpt", **snapshots, RngState={"best_model_path": "x"})
+    assert resolve_checkpoint(tmp_path) == folder / "best-epoch003.ckpt"
+
+
+@pytest.mark.parametrize(
+    "names, recorded, found",
+    [
+        ((), None, "none"),
+        (("best-epoch003.ckpt", "best-epoch007.ckpt"), None, "best-epoch003.ckpt, best-epoch007"),
+        (("best-epoch003.ckpt", "best-epoch007.ckpt"), "best-epoch001.ckpt", "best-epoch003"),
+        (("best-epoch003.ckpt", "best-epoch007.ckpt"), "last.ckpt", "best-epoch003"),
+    ],
+)
+def test_a_run_folder_without_one_choosable_best_checkpoint_is_refused(
+    names, recorded, found, tmp_path
+):
+    folder = _checkpoints(tmp_path, *names)
+    if recorded:
+        _last(folder, recorded)
+    with pytest.raises(CheckpointError, match="no single best checkpoint") as err:
+        resolve_checkpoint(tmp_path)
+    assert f"(best checkpoints found: {found}" in str(err.value)
+    assert str(folder) in str(err.value)
+
+
+def test_several_best_checkpoints_without_last_ckpt_are_refused(tmp_path):
+    _checkpoints(tmp_path, "best-epoch003.ckpt", "best-epoch007.ckpt")
+    with pytest.raises(CheckpointError, match="no single best checkpoint"):
+        resolve_checkpoint(tmp_path)
+
+
+def test_a_missing_path_is_refused_with_what_to_give(tmp_path):
+    with pytest.raises(CheckpointError) as err:
+        resolve_checkpoint(tmp_path / "nope")
+    assert str(err.value).startswith(f"ckpt_path={str(tmp_path / 'nope')!r} does not exist.")
+
+
+@pytest.mark.parametrize(
+    "checkpoint, epoch",
+    [
+        ({"epoch": 2, "loops": {"fit_loop": {"epoch_progress": {"current": {"started": 2}}}}}, 1),
+        ({"epoch": 1, "loops": {"fit_loop": {"epoch_progress": {"current": {"started": 1}}}}}, 0),
+        ({"epoch": 5}, 5),  # no loop state: Lightning's epoch
+        ({"epoch": 0, "loops": {"fit_loop": {"epoch_progress": {"current": {"started": 0}}}}}, 0),
+    ],
+)
+def test_the_epoch_of_a_checkpoint_counts_from_zero(checkpoint, epoch):
+    assert checkpoint_epoch(checkpoint) == epoch
+
+
+def test_a_checkpoint_belongs_to_the_run_folder_above_its_checkpoints_folder(tmp_path):
+    folder = _checkpoints(tmp_path / "run", "best-epoch001.ckpt")
+    (tmp_path / "run" / "config.yaml").write_text("seed: 0\n")
+    assert run_folder_of(folder / "best-epoch001.ckpt") == (tmp_path / "run").resolve()
+
+
+def test_a_checkpoint_outside_a_run_folder_is_refused(tmp_path):
+    folder = _checkpoints(tmp_path / "run", "best-epoch001.ckpt")
+    with pytest.raises(CheckpointError, match="not inside a run folder"):
+        run_folder_of(folder / "best-epoch001.ckpt")  # no config.yaml
+    (tmp_path / "run" / "config.yaml").write_text("seed: 0\n")
+    (tmp_path / "run" / "elsewhere").mkdir()
+    moved = (folder / "best-epoch001.ckpt").rename(tmp_path / "run" / "elsewhere" / "b.ckpt")
+    with pytest.raises(CheckpointError, match="not inside a run folder"):
+        run_folder_of(moved)  # beside a config.yaml, but not in checkpoints/

@@ -1,0 +1,111 @@
+"""The evaluation's figures: what each draws (images, grids, axes, titles) and its PNG file."""
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.font_manager import FontProperties
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from PIL import Image
+
+from vae_lightning.eval import manifold_spread
+from vae_lightning.evaluation.figures import (
+    PLOT_DPI,
+    RECONSTRUCTION_ROWS,
+    _grid_image,
+    manifold_axes,
+    manifold_latents,
+    principal_components,
+    reconstruction_figure,
+    save_reconstructions,
+)
+from vae_lightning.models import VAE
+from vae_lightning.models.vae import VariationalAutoencoder
+
+
+def test_manifold_spread_is_how_much_the_decoded_grid_varies():
+    torch.manual_seed(0)
+    vae = VariationalAutoencoder((1, 28, 20), 2, [8], "tanh", "gaussian")
+    images, means = torch.rand(30, 1, 28, 20), torch.randn(30, 2)
+    spread = manifold_spread(vae, means, images, manifold_size=4)
+    assert spread["points"] == pytest.approx(images.flatten(1).std(0).mean().item(), abs=1e-4)
+    assert spread["prior_grid"] > 0 and spread["latent_means_grid"] > 0
+    torch.nn.init.zeros_(vae.decoder.body[0].weight)  # a decoder that ignores z
+    flat = manifold_spread(vae, means, images, manifold_size=4)
+    assert flat["prior_grid"] == flat["latent_means_grid"] == 0
+
+
+def test_manifold_axes_are_the_quantiles_of_the_prior_or_of_the_means():
+    prior = manifold_axes(4)
+    expected = torch.special.ndtri(torch.tensor([0.125, 0.375, 0.625, 0.875]))
+    torch.testing.assert_close(prior, torch.stack([expected, expected], 1))
+    means = torch.stack([torch.arange(101.0), -torch.arange(101.0) / 10], 1)  # 0..100, 0..-10
+    axes = manifold_axes(4, means)
+    torch.testing.assert_close(axes[:, 0], torch.tensor([12.5, 37.5, 62.5, 87.5]))
+    torch.testing.assert_close(axes[:, 1], -torch.tensor([8.75, 6.25, 3.75, 1.25]))
+    z = manifold_latents(4, means)  # row-major: z_2 largest in the first row, z_1 increasing
+    torch.testing.assert_close(z[:4, 0], axes[:, 0])
+    torch.testing.assert_close(z[::4, 1], axes[:, 1].flip(0))
+
+
+def test_reconstruction_figure_titles_its_rows_and_shows_what_they_say():
+    vae = VAE(image_shape=[1, 28, 28], latent_dim=2, hidden_dims=[8]).vae
+    x = torch.rand(10, 1, 28, 28) * 1.4 - 0.2  # beyond [0, 1]: drawn clamped
+    fig = reconstruction_figure(vae, x, "VAE (elbo, bernoulli decoder), latent size 2, epoch 4")
+    assert fig.get_suptitle() == "VAE (elbo, bernoulli decoder), latent size 2, epoch 4"
+    # 8 inches wide, each row of digits as tall as the width gives it, plus the titles.
+    assert tuple(fig.get_size_inches()) == pytest.approx((8, 1 + 2.6 * 8 * 28 / (10 * 28)))
+    assert isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
+    top, bottom = fig.axes
+    assert top.get_position().y0 > bottom.get_position().y1  # one above the other
+    assert [top.get_title(loc="left"), bottom.get_title(loc="left")] == list(RECONSTRUCTION_ROWS)
+    assert top.get_title(loc="center") == bottom.get_title(loc="center") == ""
+    medium = FontProperties(size="medium").get_size_in_points()
+    assert [ax._left_title.get_fontsize() for ax in (top, bottom)] == [medium, medium]
+    assert RECONSTRUCTION_ROWS[0].startswith("originals")
+    assert RECONSTRUCTION_ROWS[1].startswith("reconstructions")
+    for ax, images in ((top, x.clamp(0, 1)), (bottom, vae.reconstruct(x))):
+        [image] = ax.images
+        assert image.get_cmap().name == "gray" and image.get_clim() == (0, 1)
+        assert image.get_interpolation() == "nearest" and not ax.axison
+        grid = image.get_array()
+        assert grid.shape == (30 + 2, 10 * 30 + 2)  # one row of 10 digits, 2-pixel gaps
+        assert np.all(grid[:2] == 1) and np.all(grid[:, :2] == 1)  # white gaps
+        for i in (0, 9):  # the first and the last digit of the row
+            assert np.allclose(grid[2:30, 2 + 30 * i : 30 * (i + 1)], images[i, 0], atol=1e-6)
+
+
+def test_reconstructions_are_saved_at_the_plot_resolution_with_their_title(tmp_path):
+    vae = VAE(image_shape=[1, 28, 28], latent_dim=2, hidden_dims=[8]).vae
+    x = torch.rand(10, 1, 28, 28)
+    save_reconstructions(vae, x, tmp_path / "titled.png", "A title")
+    save_reconstructions(vae, x, tmp_path / "untitled.png", "")
+    titled = Image.open(tmp_path / "titled.png")
+    assert titled.size == (8 * PLOT_DPI, round((1 + 2.6 * 8 / 10) * PLOT_DPI))
+    assert titled.info["Title"] == "A title"
+    untitled = np.asarray(Image.open(tmp_path / "untitled.png").convert("L"))
+    assert not np.array_equal(np.asarray(titled.convert("L")), untitled)  # the title is drawn
+
+
+def test_image_grids_are_clamped_rows_of_images_in_white_padding():
+    images = torch.linspace(-0.5, 1.5, 5 * 4).reshape(5, 1, 2, 2)
+    grid = np.asarray(_grid_image(images, nrow=3, padding=1))
+    assert grid.shape == (1 + 2 * 3, 1 + 3 * 3)  # 2 rows of 3 cells, 1-pixel gaps
+    assert np.all(grid[0] == 255) and np.all(grid[:, 0] == 255)
+    expected = (images.clamp(0, 1) * 255 + 0.5).floor().byte().numpy()
+    assert np.array_equal(grid[1:3, 1:3], expected[0, 0])
+    assert np.array_equal(grid[4:6, 7:9], expected[4, 0])  # 5th image: 2nd row, 2nd column
+    assert grid.min() == 0 and np.all(grid[4:6, 7:9] == 255)  # below 0 black, above 1 white
+    unpadded = np.asarray(_grid_image(images, nrow=5, padding=0))
+    assert unpadded.shape == (2, 10) and np.array_equal(unpadded[:, 8:], expected[4, 0])
+
+
+def test_principal_components_project_on_the_axes_of_largest_variance():
+    torch.manual_seed(0)
+    scales = torch.tensor([5.0, 2.0, 1.0])
+    points = torch.randn(2000, 3) * scales + torch.tensor([10.0, -3.0, 0.0])
+    projected, explained = principal_components(points)
+    variances = projected.double().var(0, correction=0)
+    total = points.double().var(0, correction=0).sum()
+    torch.testing.assert_close(explained.double(), (variances / total), rtol=1e-5, atol=1e-6)
+    assert explained.tolist() == pytest.approx([25 / 30, 4 / 30], abs=0.02)
+    torch.testing.assert_close(projected.mean(0), torch.zeros(2), atol=1e-4, rtol=0)
