@@ -8,15 +8,21 @@ from matplotlib.layout_engine import ConstrainedLayoutEngine
 from PIL import Image
 
 from vae_lightning.eval import manifold_spread
+from vae_lightning.evaluation import figures
 from vae_lightning.evaluation.figures import (
     PLOT_DPI,
     RECONSTRUCTION_ROWS,
     _grid_image,
+    latent_scatter_figure,
     manifold_axes,
     manifold_latents,
     principal_components,
+    read_epoch_curves,
     reconstruction_figure,
+    save_latent_scatter,
     save_reconstructions,
+    save_training_curves,
+    training_curves_figure,
 )
 from vae_lightning.models import VAE
 from vae_lightning.models.vae import VariationalAutoencoder
@@ -109,3 +115,80 @@ def test_principal_components_project_on_the_axes_of_largest_variance():
     torch.testing.assert_close(explained.double(), (variances / total), rtol=1e-5, atol=1e-6)
     assert explained.tolist() == pytest.approx([25 / 30, 4 / 30], abs=0.02)
     torch.testing.assert_close(projected.mean(0), torch.zeros(2), atol=1e-4, rtol=0)
+
+
+def test_latent_means_are_drawn_by_label_in_their_own_or_principal_coordinates():
+    torch.manual_seed(0)
+    labels = torch.arange(100) % 10
+    two = torch.randn(100, 2)
+    ax, colorbar = latent_scatter_figure(two, labels).axes
+    assert ax.get_title() == "Latent means of q(z|x)"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("$\\mu_1$", "$\\mu_2$")
+    [points] = ax.collections
+    np.testing.assert_allclose(points.get_offsets(), two.numpy())
+    assert points.get_cmap().name == "tab10" and points.get_clim() == (-0.5, 9.5)
+    np.testing.assert_array_equal(points.get_array(), labels.numpy())
+    assert list(points.get_sizes()) == [3]
+    assert list(colorbar.get_yticks()) == list(range(10)) and colorbar.get_ylabel() == "digit"
+
+    five = torch.randn(100, 5) * torch.tensor([4.0, 2.0, 1.0, 0.5, 0.1])
+    fig = latent_scatter_figure(five, labels)
+    assert tuple(fig.get_size_inches() * fig.dpi) == (800, 600)
+    ax = fig.axes[0]
+    shown, explained = principal_components(five)
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), shown.numpy(), rtol=1e-5)
+    assert ax.get_title() == "Latent means of q(z|x), 5 dimensions projected by PCA"
+    percent = [f"{100 * float(e):.0f}%" for e in explained]
+    assert ax.get_xlabel() == f"PC 1 ({percent[0]} of the variance)"
+    assert ax.get_ylabel() == f"PC 2 ({percent[1]} of the variance)"
+
+
+def test_training_curves_draw_each_epochs_elbos_from_metrics_csv(tmp_path):
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text(
+        "epoch,step,train/elbo,val/elbo\n0,4,,-120.5\n0,4,-130.0,\n1,9,,nan\n1,9,-110.0,\n"
+    )
+    assert read_epoch_curves(metrics, ("train/elbo", "val/elbo")) == {
+        "train/elbo": [(0, -130.0), (1, -110.0)],
+        "val/elbo": [(0, -120.5)],  # NaN and empty cells left out
+    }
+    assert read_epoch_curves(metrics, ("val/elbo",), x="step") == {"val/elbo": [(4, -120.5)]}
+    fig = training_curves_figure(metrics)
+    assert tuple(fig.get_size_inches() * fig.dpi) == (800, 600)
+    [ax] = fig.axes
+    train, val = ax.lines
+    assert (train.get_label(), val.get_label()) == ("train/elbo", "val/elbo")
+    assert list(train.get_xdata()) == [1, 2] and list(train.get_ydata()) == [-130.0, -110.0]
+    assert list(val.get_xdata()) == [1] and train.get_marker() == "o"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "ELBO (nats per data point)")
+    save_training_curves(metrics, tmp_path / "curves.png")
+    assert Image.open(tmp_path / "curves.png").size == (800, 600)
+
+
+def test_saved_scatter_is_800_by_600_pixels(tmp_path):
+    save_latent_scatter(torch.randn(20, 2), torch.arange(20) % 10, tmp_path / "scatter.png")
+    assert Image.open(tmp_path / "scatter.png").size == (800, 600)
+
+
+@pytest.mark.parametrize("means", [None, torch.randn(50, 2) * 3])
+def test_the_manifold_decodes_its_grid_and_says_which_grid(means, monkeypatch, tmp_path):
+    vae = VariationalAutoencoder((1, 28, 20), 2, [8], "tanh", "gaussian")
+    drawn = {}
+
+    def draw(grid, title, path, axes=None):
+        drawn.update(grid=grid, title=title, path=path, axes=axes)
+
+    monkeypatch.setattr(figures, "save_titled_grid", draw)
+    figures.save_manifold(vae, tmp_path / "manifold.png", "VAE", means=means)
+    assert drawn["grid"].size == (20 * 20, 20 * 28)  # 20 x 20 faces, no padding
+    torch.testing.assert_close(drawn["axes"], manifold_axes(20, means))
+    kind = "the prior's quantiles Φ⁻¹(u)" if means is None else "quantiles of the latent means"
+    assert drawn["title"] == f"VAE: learned manifold E[x|z], z at {kind}"
+    expected = figures._grid_image(vae.decode(manifold_latents(20, means)), nrow=20, padding=0)
+    assert np.array_equal(np.asarray(drawn["grid"]), np.asarray(expected))
+
+
+def test_the_manifold_needs_a_two_dimensional_latent_space(tmp_path):
+    vae = VariationalAutoencoder((1, 28, 28), 3, [8], "tanh", "bernoulli")
+    with pytest.raises(ValueError, match="needs a 2-D latent space, not 3-D"):
+        figures.save_manifold(vae, tmp_path / "manifold.png", "VAE")

@@ -156,7 +156,7 @@ def principal_components(points: Tensor, count: int = 2) -> tuple[Tensor, Tensor
     return (centred @ axes[:count].T).float(), explained[:count].float()
 
 
-def save_latent_scatter(means: Tensor, labels: Tensor, path: Path) -> None:
+def latent_scatter_figure(means: Tensor, labels: Tensor) -> Figure:
     """The latent means mu(x) of a split, coloured by digit label: the two coordinates of a
     2-D latent space, else the means projected on their two principal axes (PCA)."""
     fig, ax = plt.subplots(figsize=PLOT_SIZE_INCHES, dpi=PLOT_DPI)
@@ -171,6 +171,12 @@ def save_latent_scatter(means: Tensor, labels: Tensor, path: Path) -> None:
     points = ax.scatter(shown[:, 0], shown[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
     fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
     ax.set(xlabel=names[0], ylabel=names[1], title=title)
+    return fig
+
+
+def save_latent_scatter(means: Tensor, labels: Tensor, path: Path) -> None:
+    """`latent_scatter_figure` as a PNG of 800 x 600 pixels."""
+    fig = latent_scatter_figure(means, labels)
     fig.savefig(path, dpi=PLOT_DPI)
     plt.close(fig)
 
@@ -189,8 +195,8 @@ def read_epoch_curves(
     return curves
 
 
-def save_training_curves(metrics_csv: Path, path: Path) -> None:
-    """Train and validation ELBO per epoch, from the run's metrics.csv."""
+def training_curves_figure(metrics_csv: Path) -> Figure:
+    """Train and validation ELBO per epoch (counted from 1), from the run's metrics.csv."""
     curves = read_epoch_curves(metrics_csv, ("train/elbo", "val/elbo"))
     fig, ax = plt.subplots(figsize=PLOT_SIZE_INCHES, dpi=PLOT_DPI)
     for key, points in curves.items():
@@ -200,5 +206,11 @@ def save_training_curves(metrics_csv: Path, path: Path) -> None:
     ax.set(xlabel="epoch", ylabel="ELBO (nats per data point)", title="Training curves")
     ax.legend()
     ax.grid(alpha=0.3)
+    return fig
+
+
+def save_training_curves(metrics_csv: Path, path: Path) -> None:
+    """`training_curves_figure` as a PNG of 800 x 600 pixels."""
+    fig = training_curves_figure(metrics_csv)
     fig.savefig(path, dpi=PLOT_DPI)
     plt.close(fig)
