@@ -41,8 +41,14 @@ def test_a_run_folder_gives_its_one_best_checkpoint(tmp_path):
 
 def test_of_several_best_checkpoints_the_one_recorded_in_last_ckpt_is_chosen(tmp_path):
     folder = _checkpoints(tmp_path, "best-epoch003.ckpt", "best-epoch007.ckpt")
-    snapshots = {"ModelCheckpoint{'every_n_epochs': 81}": {"best_model_path": "snapshot.ckpt"}}
-    _last(folder, "best-epoch003.ckpt", **snapshots, RngState={"best_model_path": "x"})
+    # Snapshots are kept by a ModelCheckpoint too, whose best path is no best checkpoint, and
+    # only ModelCheckpoint states are read.
+    callbacks = {
+        "ModelCheckpoint{'every_n_epochs': 81}": {"best_model_path": "snapshot.ckpt"},
+        "RngState": {"best_model_path": str(folder / "best-epoch007.ckpt")},
+        BEST_STATE: {"best_model_path": str(folder / "best-epoch003.ckpt")},
+    }
+    torch.save({"epoch": 3, "callbacks": callbacks}, folder / "last.ckpt")
     assert resolve_checkpoint(tmp_path) == folder / "best-epoch003.ckpt"
 
 
@@ -53,13 +59,16 @@ def test_of_several_best_checkpoints_the_one_recorded_in_last_ckpt_is_chosen(tmp
         (("best-epoch003.ckpt", "best-epoch007.ckpt"), None, "best-epoch003.ckpt, best-epoch007"),
         (("best-epoch003.ckpt", "best-epoch007.ckpt"), "best-epoch001.ckpt", "best-epoch003"),
         (("best-epoch003.ckpt", "best-epoch007.ckpt"), "last.ckpt", "best-epoch003"),
+        (("best-epoch003.ckpt", "best-epoch007.ckpt"), "no callbacks", "best-epoch003"),
     ],
 )
 def test_a_run_folder_without_one_choosable_best_checkpoint_is_refused(
     names, recorded, found, tmp_path
 ):
     folder = _checkpoints(tmp_path, *names)
-    if recorded:
+    if recorded == "no callbacks":
+        torch.save({"epoch": 3}, folder / "last.ckpt")
+    elif recorded:
         _last(folder, recorded)
     with pytest.raises(CheckpointError, match="no single best checkpoint") as err:
         resolve_checkpoint(tmp_path)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vae_lightning.evaluation.record import WEIGHTS_KEYS, default_name, main
+from vae_lightning.errors import UserError
+from vae_lightning.evaluation.record import WEIGHTS_KEYS, collect, default_name, main, save_weights
 
 DATA = {"mnist": "MNISTDataModule", "frey": "FreyFaceDataModule"}
 RECORD_FILES = ["config.yaml", "eval.json", "manifold.png", "metrics.csv", "overrides.yaml"]
@@ -85,6 +86,7 @@ def test_a_record_holds_copies_of_the_small_files_and_the_newest_test_evaluation
         ("mnist", 1.29e8, 50, "mnist_latent50_1.3e8"),
         ("mnist", 500, 3, "mnist_latent3_5e2"),
         ("my.data.OtherModule", 1e6, 5, "OtherModule_latent5_1e6"),
+        ("OtherModule", 1e6, 5, "OtherModule_latent5_1e6"),
     ],
 )
 def test_a_record_is_named_by_data_latent_size_and_samples_seen(
@@ -158,9 +160,14 @@ def _drop_evaluations(run: Path, pattern: str) -> None:
     [
         (lambda run: (run / "metrics.csv").unlink(), [], "(missing: metrics.csv)"),
         (
+            lambda run: [(run / f).unlink() for f in ("metrics.csv", "summary.json")],
+            [],
+            "(missing: metrics.csv, summary.json)",
+        ),
+        (
             lambda run: (run / "summary.json").write_text('{"status": "running"}'),
             [],
-            "says status='running', not 'completed'",
+            "says status='running', not 'completed': record it once it has finished",
         ),
         (lambda run: None, ["--eval", "{run}/checkpoints"], "holds no eval.json"),
         (lambda run: _drop_evaluations(run, ""), ["--weights"], "has no test evaluation"),
@@ -184,3 +191,22 @@ def test_name_and_eval_apply_to_one_run_only(tmp_path, capsys):
     assert "apply to one run" in capsys.readouterr().err
     assert _record(one, two, "--into", tmp_path / "records", "--eval", _newest_test(one)) == 2
     assert not (tmp_path / "records").exists()
+
+
+def test_a_record_by_default_has_the_figures_and_no_weights_or_snapshots(tmp_path):
+    run, records = _run(tmp_path), tmp_path / "records"
+    summary = json.loads((run / "summary.json").read_text())
+    del summary["status"]  # written before runs had a status: a finished run
+    (run / "summary.json").write_text(json.dumps(summary))
+    record = collect(run, records)
+    assert sorted(p.name for p in record.iterdir()) == RECORD_FILES
+    with pytest.raises(UserError, match="exists already"):
+        collect(run, records)
+
+
+def test_saved_weights_keep_only_what_evaluation_reads(tmp_path):
+    run = _run(tmp_path)
+    target = tmp_path / "a" / "b" / "weights.ckpt"
+    for _ in range(2):  # into new folders, then into the same ones
+        save_weights(run / "checkpoints" / "best-epoch009.ckpt", target)
+        assert sorted(torch.load(target, weights_only=True)) == sorted(WEIGHTS_KEYS)
