@@ -12,6 +12,7 @@ from vae_lightning.evaluation.checkpoint import (
     run_folder_of,
 )
 
+TWO_BEST = "best-epoch003.ckpt, best-epoch007.ckpt"
 BEST_STATE = "ModelCheckpoint{'monitor': 'val/elbo', 'mode': 'max'}"
 
 
@@ -56,10 +57,10 @@ def test_of_several_best_checkpoints_the_one_recorded_in_last_ckpt_is_chosen(tmp
     "names, recorded, found",
     [
         ((), None, "none"),
-        (("best-epoch003.ckpt", "best-epoch007.ckpt"), None, "best-epoch003.ckpt, best-epoch007"),
-        (("best-epoch003.ckpt", "best-epoch007.ckpt"), "best-epoch001.ckpt", "best-epoch003"),
-        (("best-epoch003.ckpt", "best-epoch007.ckpt"), "last.ckpt", "best-epoch003"),
-        (("best-epoch003.ckpt", "best-epoch007.ckpt"), "no callbacks", "best-epoch003"),
+        (("best-epoch003.ckpt", "best-epoch007.ckpt"), None, TWO_BEST),
+        (("best-epoch003.ckpt", "best-epoch007.ckpt"), "best-epoch001.ckpt", TWO_BEST),
+        (("best-epoch003.ckpt", "best-epoch007.ckpt"), "last.ckpt", TWO_BEST),
+        (("best-epoch003.ckpt", "best-epoch007.ckpt"), "no callbacks", TWO_BEST),
     ],
 )
 def test_a_run_folder_without_one_choosable_best_checkpoint_is_refused(
@@ -72,8 +73,11 @@ def test_a_run_folder_without_one_choosable_best_checkpoint_is_refused(
         _last(folder, recorded)
     with pytest.raises(CheckpointError, match="no single best checkpoint") as err:
         resolve_checkpoint(tmp_path)
-    assert f"(best checkpoints found: {found}" in str(err.value)
-    assert str(folder) in str(err.value)
+    assert str(err.value) == (
+        f"ckpt_path={str(tmp_path)!r} is a folder, but no single best checkpoint could be chosen "
+        f"in {folder} (best checkpoints found: {found}). Give a run folder of "
+        "`python -m vae_lightning.train`, or the path of one checkpoint file."
+    )
 
 
 def test_several_best_checkpoints_without_last_ckpt_are_refused(tmp_path):
@@ -85,7 +89,10 @@ def test_several_best_checkpoints_without_last_ckpt_are_refused(tmp_path):
 def test_a_missing_path_is_refused_with_what_to_give(tmp_path):
     with pytest.raises(CheckpointError) as err:
         resolve_checkpoint(tmp_path / "nope")
-    assert str(err.value).startswith(f"ckpt_path={str(tmp_path / 'nope')!r} does not exist.")
+    assert str(err.value) == (
+        f"ckpt_path={str(tmp_path / 'nope')!r} does not exist. Give a checkpoint file (e.g. "
+        "outputs/train/runs/<run>/checkpoints/best-epoch009.ckpt) or a run folder."
+    )
 
 
 @pytest.mark.parametrize(
@@ -109,8 +116,13 @@ def test_a_checkpoint_belongs_to_the_run_folder_above_its_checkpoints_folder(tmp
 
 def test_a_checkpoint_outside_a_run_folder_is_refused(tmp_path):
     folder = _checkpoints(tmp_path / "run", "best-epoch001.ckpt")
-    with pytest.raises(CheckpointError, match="not inside a run folder"):
+    with pytest.raises(CheckpointError) as err:
         run_folder_of(folder / "best-epoch001.ckpt")  # no config.yaml
+    assert str(err.value) == (
+        f"{folder / 'best-epoch001.ckpt'} is not inside a run folder of `python -m "
+        "vae_lightning.train` (<run>/checkpoints/*.ckpt next to <run>/config.yaml), whose data "
+        "settings the evaluation uses. Evaluate it from its run folder."
+    )
     (tmp_path / "run" / "config.yaml").write_text("seed: 0\n")
     (tmp_path / "run" / "elsewhere").mkdir()
     moved = (folder / "best-epoch001.ckpt").rename(tmp_path / "run" / "elsewhere" / "b.ckpt")

@@ -192,3 +192,18 @@ def test_the_manifold_needs_a_two_dimensional_latent_space(tmp_path):
     vae = VariationalAutoencoder((1, 28, 28), 3, [8], "tanh", "bernoulli")
     with pytest.raises(ValueError, match="needs a 2-D latent space, not 3-D"):
         figures.save_manifold(vae, tmp_path / "manifold.png", "VAE")
+
+
+def test_prior_samples_are_a_ten_by_ten_grid_of_decoded_prior_draws(monkeypatch, tmp_path):
+    vae = VariationalAutoencoder((1, 28, 28), 2, [8], "tanh", "bernoulli")
+    drawn = {}
+    monkeypatch.setattr(
+        figures, "save_titled_grid", lambda grid, title, path: drawn.update(grid=grid, title=title)
+    )
+    torch.manual_seed(3)
+    figures.save_prior_samples(vae, tmp_path / "samples.png", "VAE")
+    assert drawn["grid"].size == (10 * 30 + 2, 10 * 30 + 2)  # 2-pixel gaps
+    assert drawn["title"] == "VAE: E[x|z] of prior samples z ~ p(z)"
+    torch.manual_seed(3)
+    expected = figures._grid_image(vae.sample(100), nrow=10, padding=figures.PADDING)
+    assert np.array_equal(np.asarray(drawn["grid"]), np.asarray(expected))

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from vae_lightning.errors import UserError
+from vae_lightning.evaluation import record as record_module
 from vae_lightning.evaluation.record import WEIGHTS_KEYS, collect, default_name, main, save_weights
 
 DATA = {"mnist": "MNISTDataModule", "frey": "FreyFaceDataModule"}
@@ -167,11 +168,17 @@ def _drop_evaluations(run: Path, pattern: str) -> None:
         (
             lambda run: (run / "summary.json").write_text('{"status": "running"}'),
             [],
-            "says status='running', not 'completed': record it once it has finished",
+            "says status='running', not 'completed': record it once it has finished (resume it "
+            "first if it stopped).",
         ),
         (lambda run: None, ["--eval", "{run}/checkpoints"], "holds no eval.json"),
         (lambda run: _drop_evaluations(run, ""), ["--weights"], "has no test evaluation"),
-        (lambda run: _drop_evaluations(run, "snapshot"), ["--snapshots"], "none was evaluated"),
+        (
+            lambda run: _drop_evaluations(run, "snapshot"),
+            ["--snapshots"],
+            "and none was evaluated: run `python -m vae_lightning.eval ckpt_path=<snapshot>` on "
+            "them first.",
+        ),
     ],
 )
 def test_what_cannot_be_recorded_is_refused_and_nothing_is_written(
@@ -210,3 +217,57 @@ def test_saved_weights_keep_only_what_evaluation_reads(tmp_path):
     for _ in range(2):  # into new folders, then into the same ones
         save_weights(run / "checkpoints" / "best-epoch009.ckpt", target)
         assert sorted(torch.load(target, weights_only=True)) == sorted(WEIGHTS_KEYS)
+
+
+def test_the_help_says_what_each_option_does(capsys):
+    assert _record("--help") == 0
+    help = " ".join(capsys.readouterr().out.split())
+    assert "A run's record for the repository: `python -m vae_lightning.evaluation.record" in help
+    for option, text in [
+        ("runs", "training run folders"),
+        ("--into INTO", "records folder, e.g. docs/runs"),
+        ("--name NAME", "record name (one run only); default from the run"),
+        ("--eval EVAL", "evaluation folder (one run only)"),
+        ("--replace", "replace an existing record"),
+        ("--weights", "also the evaluated checkpoint, without optimiser"),
+        ("--snapshots", "also the test evaluations of its snapshots"),
+        ("--no-figures", "without the evaluation's manifold and samples"),
+    ]:
+        assert f"{option} {text}" in help
+    assert _record("run") == 2
+    assert "the following arguments are required: --into" in capsys.readouterr().err
+
+
+def test_a_record_is_assembled_beside_its_place_and_renamed_into_it(tmp_path, monkeypatch):
+    run, records = _run(tmp_path), tmp_path / "records" / "nested"
+    staged, removed = [], []
+    copy, remove = record_module.shutil.copyfile, record_module.shutil.rmtree
+    monkeypatch.setattr(
+        record_module.shutil, "copyfile", lambda a, b: (staged.append(Path(b).parent), copy(a, b))
+    )
+    monkeypatch.setattr(
+        record_module.shutil, "rmtree", lambda path: (removed.append(Path(path)), remove(path))
+    )
+    assert _record(run, "--into", records, "--name", "r") == 0
+    assert {folder.parent for folder in staged} == {records}
+    assert all(folder.name.startswith(".r-") for folder in staged) and not removed
+    assert _record(run, "--into", records, "--name", "r", "--replace") == 0
+    [old] = removed  # the replaced record, moved aside beside it, then deleted
+    assert old.parent == records and old.name.startswith(".r-old-")
+    assert sorted(p.name for p in records.iterdir()) == ["r"]
+
+
+def test_a_record_that_fails_to_copy_leaves_nothing_behind(tmp_path, monkeypatch):
+    run, records = _run(tmp_path), tmp_path / "records"
+    copy, copied = record_module.shutil.copyfile, []
+
+    def copy_twice(source, target):
+        if len(copied) == 2:
+            raise OSError("disk full")
+        copied.append(target)
+        copy(source, target)
+
+    monkeypatch.setattr(record_module.shutil, "copyfile", copy_twice)
+    with pytest.raises(OSError, match="disk full"):
+        collect(run, records)
+    assert list(records.iterdir()) == []
