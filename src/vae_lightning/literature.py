@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 PUBLISHED = {
     "burda_vae": ("Burda et al. (2016), Table 1, VAE, k = 1", -86.76),
     "burda_vae_fast": ("Burda et al. (2016), Table 1, VAE, k = 1", -86.76),
+    "burda_vae_fast_warmup": ("Burda et al. (2016), Table 1, VAE, k = 1", -86.76),
     "burda_iwae": ("Burda et al. (2016), Table 1, IWAE, k = 50", -84.78),
 }
 
