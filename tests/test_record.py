@@ -195,7 +195,9 @@ def test_what_cannot_be_recorded_is_refused_and_nothing_is_written(
 def test_name_and_eval_apply_to_one_run_only(tmp_path, capsys):
     one, two = _run(tmp_path, "one"), _run(tmp_path, "two")
     assert _record(one, two, "--into", tmp_path / "records", "--name", "both") == 2
-    assert "apply to one run" in capsys.readouterr().err
+    assert capsys.readouterr().err.endswith(
+        "--name and --eval apply to one run: give one run folder.\n"
+    )
     assert _record(one, two, "--into", tmp_path / "records", "--eval", _newest_test(one)) == 2
     assert not (tmp_path / "records").exists()
 
