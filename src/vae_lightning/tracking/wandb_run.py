@@ -107,10 +107,10 @@ def _no_launch_import_without_inputs() -> Iterator[None]:
     from wandb.sdk.wandb_run import Run
 
     step = "_detect_and_apply_job_inputs"
-    if LAUNCH_INPUTS in sys.modules or not hasattr(Run, step):
+    if LAUNCH_INPUTS in sys.modules or step not in vars(Run):
         yield
         return
-    original = Run.__dict__[step]
+    original = vars(Run)[step]
     setattr(Run, step, lambda run: None)
     try:
         yield
