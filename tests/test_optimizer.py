@@ -1,7 +1,6 @@
 """The optimiser and its schedule: fused steps (the default) make the same updates as torch's
 default loop, checkpoints resume across the two, and the configured schedule is the one used."""
 
-import csv
 from pathlib import Path
 
 import pytest
@@ -104,15 +103,3 @@ def test_a_loaded_checkpoint_steps_as_this_runs_config_says():
     weights_only = {"state_dict": {}}  # no optimiser state to change
     _vae().on_load_checkpoint(weights_only)
     assert weights_only == {"state_dict": {}}
-
-
-def test_each_epoch_logs_the_learning_rate_it_trained_with(tiny_data, tmp_path):
-    halving = [
-        "+model.scheduler._target_=torch.optim.lr_scheduler.StepLR",
-        "+model.scheduler._partial_=true", "+model.scheduler.step_size=1",
-        "+model.scheduler.gamma=0.5", "trainer.max_epochs=3",
-    ]  # fmt: skip
-    _train(tiny_data, tmp_path, *halving)
-    with open(tmp_path / "run" / "metrics.csv") as f:
-        rates = [float(row["train/lr"]) for row in csv.DictReader(f) if row["train/lr"]]
-    assert rates == pytest.approx([1e-3, 5e-4, 2.5e-4])
