@@ -24,8 +24,9 @@ def _checkpoints(run: Path, *names: str) -> Path:
     return folder
 
 
-def _last(folder: Path, best: str | None, **other_callbacks: dict) -> None:
-    callbacks = {BEST_STATE: {"best_model_path": best and str(folder / best)}, **other_callbacks}
+def _last(folder: Path, best: str, **earlier_callbacks: dict) -> None:
+    """last.ckpt whose best ModelCheckpoint recorded `best`, after `earlier_callbacks` states."""
+    callbacks = {**earlier_callbacks, BEST_STATE: {"best_model_path": str(folder / best)}}
     torch.save({"epoch": 3, "callbacks": callbacks}, folder / "last.ckpt")
 
 
@@ -44,12 +45,11 @@ def test_of_several_best_checkpoints_the_one_recorded_in_last_ckpt_is_chosen(tmp
     folder = _checkpoints(tmp_path, "best-epoch003.ckpt", "best-epoch007.ckpt")
     # Snapshots are kept by a ModelCheckpoint too, whose best path is no best checkpoint, and
     # only ModelCheckpoint states are read.
-    callbacks = {
+    earlier = {
         "ModelCheckpoint{'every_n_epochs': 81}": {"best_model_path": "snapshot.ckpt"},
         "RngState": {"best_model_path": str(folder / "best-epoch007.ckpt")},
-        BEST_STATE: {"best_model_path": str(folder / "best-epoch003.ckpt")},
     }
-    torch.save({"epoch": 3, "callbacks": callbacks}, folder / "last.ckpt")
+    _last(folder, "best-epoch003.ckpt", **earlier)
     assert resolve_checkpoint(tmp_path) == folder / "best-epoch003.ckpt"
 
 

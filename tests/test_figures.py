@@ -170,15 +170,21 @@ def test_saved_scatter_is_800_by_600_pixels(tmp_path):
     assert Image.open(tmp_path / "scatter.png").size == (800, 600)
 
 
-@pytest.mark.parametrize("means", [None, torch.randn(50, 2) * 3])
-def test_the_manifold_decodes_its_grid_and_says_which_grid(means, monkeypatch, tmp_path):
-    vae = VariationalAutoencoder((1, 28, 20), 2, [8], "tanh", "gaussian")
+def _drawn_grids(monkeypatch) -> dict:
+    """What the next save_titled_grid call is given (grid, title, path, axes), instead of a PNG."""
     drawn = {}
 
     def draw(grid, title, path, axes=None):
         drawn.update(grid=grid, title=title, path=path, axes=axes)
 
     monkeypatch.setattr(figures, "save_titled_grid", draw)
+    return drawn
+
+
+@pytest.mark.parametrize("means", [None, torch.randn(50, 2) * 3])
+def test_the_manifold_decodes_its_grid_and_says_which_grid(means, monkeypatch, tmp_path):
+    vae = VariationalAutoencoder((1, 28, 20), 2, [8], "tanh", "gaussian")
+    drawn = _drawn_grids(monkeypatch)
     figures.save_manifold(vae, tmp_path / "manifold.png", "VAE", means=means)
     assert drawn["grid"].size == (20 * 20, 20 * 28)  # 20 x 20 faces, no padding
     torch.testing.assert_close(drawn["axes"], manifold_axes(20, means))
@@ -196,10 +202,7 @@ def test_the_manifold_needs_a_two_dimensional_latent_space(tmp_path):
 
 def test_prior_samples_are_a_ten_by_ten_grid_of_decoded_prior_draws(monkeypatch, tmp_path):
     vae = VariationalAutoencoder((1, 28, 28), 2, [8], "tanh", "bernoulli")
-    drawn = {}
-    monkeypatch.setattr(
-        figures, "save_titled_grid", lambda grid, title, path: drawn.update(grid=grid, title=title)
-    )
+    drawn = _drawn_grids(monkeypatch)
     torch.manual_seed(3)
     figures.save_prior_samples(vae, tmp_path / "samples.png", "VAE")
     assert drawn["grid"].size == (10 * 30 + 2, 10 * 30 + 2)  # 2-pixel gaps

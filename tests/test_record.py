@@ -3,6 +3,7 @@ the formats training and evaluation write, so every option is exercised in this 
 
 import filecmp
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,12 @@ def _run(
     _evaluation(run, "2026-01-01_13-00-00", "best-epoch009.ckpt")
     _evaluation(run, "2026-01-01_14-00-00", "best-epoch009.ckpt", split="val")  # not a test
     return run
+
+
+def _drop_evaluations(run: Path, pattern: str) -> None:
+    for eval_json in run.glob("eval/*/eval.json"):
+        if pattern in json.loads(eval_json.read_text())["checkpoint"]:
+            shutil.rmtree(eval_json.parent)
 
 
 def _record(*argv: str | Path) -> int:
@@ -137,23 +144,12 @@ def test_a_record_is_replaced_only_when_asked(tmp_path, capsys):
 
 def test_an_unevaluated_run_is_recorded_without_evaluation(tmp_path):
     run = _run(tmp_path)
-    for folder in sorted((run / "eval").iterdir()):
-        for file in folder.iterdir():
-            file.unlink()
-        folder.rmdir()
+    _drop_evaluations(run, "")
     assert _record(run, "--into", tmp_path / "records") == 0
     record = tmp_path / "records" / "mnist_latent2_1e7"
     assert sorted(p.name for p in record.iterdir()) == [
         "config.yaml", "metrics.csv", "overrides.yaml", "summary.json",
     ]  # fmt: skip
-
-
-def _drop_evaluations(run: Path, pattern: str) -> None:
-    for eval_json in run.glob("eval/*/eval.json"):
-        if pattern in json.loads(eval_json.read_text())["checkpoint"]:
-            for file in eval_json.parent.iterdir():
-                file.unlink()
-            eval_json.parent.rmdir()
 
 
 @pytest.mark.parametrize(
