@@ -132,12 +132,15 @@ def tiny_overrides(tiny_data, tmp_path: Path, data: str = "mnist") -> list[str]:
 
 @pytest.fixture
 def compose_train(tmp_path):
-    """Compose conf/train.yaml as `python -m vae_lightning.train` would, run folder in tmp_path."""
+    """Compose conf/train.yaml as `python -m vae_lightning.train` would, run folder in tmp_path
+    (tmp_path / "run" unless `run_dir` is given)."""
 
-    def _compose(overrides: list[str], config_name: str = "train") -> DictConfig:
+    def _compose(
+        overrides: list[str], config_name: str = "train", run_dir: Path | None = None
+    ) -> DictConfig:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-        output_dir = tmp_path / "run"
+        output_dir = run_dir or tmp_path / "run"
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(output_dir)
             cfg.hydra.runtime.cwd = str(tmp_path)

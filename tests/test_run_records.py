@@ -357,39 +357,6 @@ def test_a_sweep_killed_during_job_3_resumes_without_retraining_finished_jobs(ti
     assert "already holds a completed run" in again.stdout + again.stderr
 
 
-def test_last_checkpoint_is_written_at_every_epoch_end_even_without_a_new_best(
-    tiny_data, compose_train, tmp_path
-):
-    from vae_lightning.train import train
-
-    # Learning rate 0: the validation ELBO never improves after the first epoch.
-    cfg = compose_train([*tiny_overrides(tiny_data, tmp_path), *ARGS, "model.optimizer.lr=0"])
-    train(cfg)
-    checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
-    assert [p.name for p in checkpoints.glob("best-*.ckpt")] == ["best-epoch000.ckpt"]
-    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 15
-
-
-def test_checkpoint_bytes_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
-    """A crash of the machine (not only the process) after the rename must not leave an empty
-    file: the temporary file is fsynced, then renamed over the old checkpoint."""
-    from vae_lightning import atomic_files
-    from vae_lightning.training import checkpointing
-
-    events = []
-    real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(
-        atomic_files.os, "fsync", lambda fd: events.append(("fsync", fd)) or real_fsync(fd)
-    )
-    monkeypatch.setattr(
-        atomic_files.os,
-        "replace",
-        lambda a, b: events.append(("replace", Path(b).name)) or real_replace(a, b),
-    )
-    checkpointing.AtomicCheckpointIO().save_checkpoint({"w": torch.ones(2)}, tmp_path / "a.ckpt")
-    assert [e[0] for e in events] == ["fsync", "replace"] and events[1][1] == "a.ckpt"
-
-
 def test_an_epoch_resumed_after_its_last_batch_logs_no_throughput():
     """A checkpoint Lightning saved after an epoch's last batch (SLURM's signal can land there)
     resumes straight into that epoch's end: no batch was timed, so no rate is logged."""

@@ -30,11 +30,11 @@ from vae_lightning.tracking.wandb_run import (
     wandb_run_id,
 )
 from vae_lightning.training.callbacks import EpochTimer
-from vae_lightning.training.checkpointing import check_resume_checkpoint, resume_checkpoint
+from vae_lightning.training.checkpointing import resume_point
 from vae_lightning.training.console import drop_third_party_notices
 from vae_lightning.training.cuda_check import pytorch_cuda_check
 from vae_lightning.training.distributed import launched_rank, use_job_command_for_ddp_children
-from vae_lightning.training.run_folder import RunFolder
+from vae_lightning.training.run_folder import RunFolder, refuse_to_overwrite
 
 log = logging.getLogger(__name__)
 # Nodes that take any key: wandb.init's options, checked by check_wandb_config.
@@ -46,17 +46,6 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in (group or {}).values() if node and "_target_" in node]
 
 
-def refuse_to_overwrite(run: RunFolder) -> None:
-    """A run folder that already holds a training run is never trained into again."""
-    if run.holds_run():
-        raise ConfigError(
-            f"The run folder {run.path} already holds a training run, which is left as it is. "
-            "Continue it with auto_resume=true, choose another folder (hydra.run.dir=...), or "
-            "leave hydra.run.dir unset and pass "
-            f"ckpt_path={run.path / 'checkpoints' / 'last.ckpt'} to continue it in a new one."
-        )
-
-
 def check_devices(trainer_cfg: DictConfig) -> None:
     """Refuse a GPU trainer on a machine without a CUDA GPU, before anything is created."""
     if trainer_cfg.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
@@ -64,24 +53,6 @@ def check_devices(trainer_cfg: DictConfig) -> None:
             f"trainer.accelerator={trainer_cfg.accelerator} needs a CUDA GPU, and none is visible "
             "here. Train on the CPU with trainer=cpu (or trainer=ddp_cpu for DDP on the CPU)."
         )
-
-
-def resume_point(cfg: DictConfig, run: RunFolder) -> tuple[Path | None, dict[str, Any]]:
-    """The checkpoint to resume from (checked) and the record of that resume, if any."""
-    ckpt_path = Path(cfg.ckpt_path) if cfg.ckpt_path is not None else None
-    if ckpt_path is None and cfg.get("auto_resume"):
-        # A preempted or killed run continues in its own folder, from its newest checkpoint.
-        ckpt_path = resume_checkpoint(run.path)
-    if ckpt_path is None:
-        return None, {}
-    step = check_resume_checkpoint(ckpt_path, cfg.model)
-    source = RunFolder(ckpt_path.resolve().parent.parent)
-    return ckpt_path, {
-        "checkpoint": str(ckpt_path),
-        "step": step,
-        "run_dir": str(source.path),
-        "wandb_run_id": source.read_summary().get("wandb_run_id"),
-    }
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpo
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from vae_lightning.atomic_files import atomic_write
+from vae_lightning.training.run_folder import RunFolder
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -156,6 +157,24 @@ class ModelCheckpoint(LightningModelCheckpoint):
                 "last_model_path": "",
             }
         super().load_state_dict(state_dict)
+
+
+def resume_point(cfg: Any, run: RunFolder) -> tuple[Path | None, dict[str, Any]]:
+    """The checkpoint to resume from (checked) and the record of that resume, if any."""
+    ckpt_path = Path(cfg.ckpt_path) if cfg.ckpt_path is not None else None
+    if ckpt_path is None and cfg.get("auto_resume"):
+        # A preempted or killed run continues in its own folder, from its newest checkpoint.
+        ckpt_path = resume_checkpoint(run.path)
+    if ckpt_path is None:
+        return None, {}
+    step = check_resume_checkpoint(ckpt_path, cfg.model)
+    source = RunFolder(ckpt_path.resolve().parent.parent)
+    return ckpt_path, {
+        "checkpoint": str(ckpt_path),
+        "step": step,
+        "run_dir": str(source.path),
+        "wandb_run_id": source.read_summary().get("wandb_run_id"),
+    }
 
 
 def copy_atomically(source: Path, target: Path) -> Path:

@@ -116,3 +116,14 @@ class RunFolder:
             return "running"
         self.release()
         return "interrupted"
+
+
+def refuse_to_overwrite(run: RunFolder) -> None:
+    """A run folder that already holds a training run is never trained into again."""
+    if run.holds_run():
+        raise ConfigError(
+            f"The run folder {run.path} already holds a training run, which is left as it is. "
+            "Continue it with auto_resume=true, choose another folder (hydra.run.dir=...), or "
+            "leave hydra.run.dir unset and pass "
+            f"ckpt_path={run.path / 'checkpoints' / 'last.ckpt'} to continue it in a new one."
+        )
