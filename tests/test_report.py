@@ -1,6 +1,7 @@
 """Records and the results report through the real entry points: a tiny sweep, one
 evaluation, its records, and the report regenerated from them byte for byte."""
 
+import contextlib
 import filecmp
 import itertools
 import json
@@ -17,9 +18,30 @@ from PIL import Image
 from vae_lightning import report
 from vae_lightning.config import config_dir
 from vae_lightning.eval import evaluate
+from vae_lightning.evaluation import record
+
+# The record and report commands run in this process (their command lines as given to
+# `python -m ...`); one report run below goes through the real `python -m` entry point.
 
 # Tiny MNIST: 250 training images in minibatches of 50, 2 epochs.
 SAMPLES_SEEN = 2 * 250
+
+
+def run_main(main, args: list[str], cwd: Path, capsys=None) -> tuple[int, str]:
+    """`main(args)` of a command run in `cwd`: its exit code and what it wrote to stderr."""
+    with contextlib.chdir(cwd):
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exit:
+            code = exit.code
+    return code, capsys.readouterr().err if capsys else ""
+
+
+def evaluate_in_process(overrides: list[str]) -> None:
+    """`python -m vae_lightning.eval <overrides>`, composed and run in this process."""
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        evaluate(compose("eval", overrides=overrides))
 
 
 def same_tree(a: Path, b: Path) -> bool:
@@ -39,16 +61,14 @@ def records(tiny_data, tmp_path_factory) -> Path:
     result = run_cli("vae_lightning.train", [*args, f"hydra.sweep.dir={sweep}", "-m"], tmp_path)
     assert result.returncode == 0, result.stderr
     evaluation = ["num_importance_samples=10", "chunk_size=5", "num_points=50"]
-    result = run_cli("vae_lightning.eval", [*evaluation, f"ckpt_path={sweep / '0'}"], tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
+    evaluate_in_process([*evaluation, f"ckpt_path={sweep / '0'}"])
     command = ["sweep/0", "sweep/1", "--into", "records"]
-    result = run_cli("vae_lightning.evaluation.record", command, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert run_main(record.main, command, tmp_path) == (0, "")
     (tmp_path / "records" / "discussion.md").write_text("The budget is 1/200,000 of it.\n")
     return tmp_path
 
 
-def test_records_hold_the_small_files_and_are_never_overwritten(records):
+def test_records_hold_the_small_files_and_are_never_overwritten(records, capsys):
     folder = records / "records"
     assert sorted(p.name for p in folder.iterdir()) == [
         "discussion.md",
@@ -65,17 +85,15 @@ def test_records_hold_the_small_files_and_are_never_overwritten(records):
         "summary.json",
     ]
     assert not (folder / "mnist_latent3_5e2" / "eval.json").exists()  # never evaluated
-    again = run_cli("vae_lightning.evaluation.record", ["sweep/1", "--into", "records"], records)
-    assert again.returncode == 2 and "exists already" in again.stderr
+    code, err = run_main(record.main, ["sweep/1", "--into", "records"], records, capsys)
+    assert code == 2 and "exists already" in err
     unfinished = records / "unfinished"
     shutil.copytree(records / "sweep" / "1", unfinished)
     (unfinished / "summary.json").write_text(json.dumps({"status": "running", "latent_dim": 3}))
-    refused = run_cli(
-        "vae_lightning.evaluation.record", ["unfinished", "--into", "records"], records
-    )
-    assert refused.returncode == 2 and "status='running'" in refused.stderr
+    code, err = run_main(record.main, ["unfinished", "--into", "records"], records, capsys)
+    assert code == 2 and "status='running'" in err
     replace = ["sweep/1", "--into", "records", "--replace"]
-    assert run_cli("vae_lightning.evaluation.record", replace, records).returncode == 0
+    assert run_main(record.main, replace, records) == (0, "")
     assert sorted(p.name for p in folder.iterdir())[1:] == [
         "mnist_latent2_5e2",
         "mnist_latent3_5e2",
@@ -95,9 +113,9 @@ def assert_tables_are_whole(markdown: str) -> None:
 
 
 def test_report_is_regenerated_byte_for_byte_from_records(records):
-    for out in ("first", "second"):
-        result = run_cli("vae_lightning.report", ["records", "--out", out], cwd=records)
-        assert result.returncode == 0, result.stderr
+    result = run_cli("vae_lightning.report", ["records", "--out", "first"], cwd=records)
+    assert result.returncode == 0, result.stderr
+    assert run_main(report.main, ["records", "--out", "second"], records) == (0, "")
     assert same_tree(records / "first", records / "second")
     text = (records / "first" / "results.md").read_text()
     assert str(records) not in text  # relative paths only
@@ -126,8 +144,7 @@ def test_report_is_regenerated_byte_for_byte_from_records(records):
 def test_a_study_is_reported_in_its_own_section_with_the_settings_that_differ(records):
     study = records / "with_study" / "latent_study"
     command = ["sweep/0", "sweep/1", "--into", str(study), "--no-figures"]
-    result = run_cli("vae_lightning.evaluation.record", command, cwd=records)
-    assert result.returncode == 0, result.stderr
+    assert run_main(record.main, command, records) == (0, "")
     assert not list(study.rglob("*.png")) and (study / "mnist_latent2_5e2" / "eval.json").is_file()
     (study / "study.md").write_text("# Latent sizes\n\nTwo sizes side by side.\n")
     # In this process: the report's command line is tested above.
@@ -146,8 +163,7 @@ def test_a_study_is_reported_in_its_own_section_with_the_settings_that_differ(re
 
 
 def test_report_writes_outside_docs_by_default(records):
-    result = run_cli("vae_lightning.report", ["records"], cwd=records)
-    assert result.returncode == 0, result.stderr
+    assert run_main(report.main, ["records"], records) == (0, "")
     assert (records / "outputs" / "report" / "results.md").is_file()
     assert not (records / "docs").exists()
 
@@ -191,6 +207,7 @@ def test_committed_records_regenerate_docs_results(tmp_path):
 
 
 def test_a_record_run_of_a_published_model_is_set_beside_its_published_value(tiny_data, tmp_path):
+    # Trained through the CLI: the record's overrides.yaml (Hydra's) names the experiment.
     args = [
         "experiment=burda_vae_fast", *tiny_overrides(tiny_data, tmp_path), "logger=csv",
         "data.val_size=50", f"hydra.run.dir={tmp_path / 'run'}",
@@ -203,20 +220,18 @@ def test_a_record_run_of_a_published_model_is_set_beside_its_published_value(tin
     assert "optimizer_states" not in torch.load(snapshots[0], weights_only=True)
     for snapshot in snapshots:
         quick = ["num_importance_samples=10", "chunk_size=5", "num_points=20"]
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            evaluate(compose("eval", overrides=[*quick, f"ckpt_path={snapshot}"]))
-    evaluation = ["num_importance_samples=10", "chunk_size=5", f"ckpt_path={tmp_path / 'run'}"]
-    result = run_cli("vae_lightning.eval", evaluation, tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    record = ["run", "--into", "records", "--name", "burda", "--weights", "--snapshots"]
-    assert run_cli("vae_lightning.evaluation.record", record, tmp_path).returncode == 0
+        evaluate_in_process([*quick, f"ckpt_path={snapshot}"])
+    evaluate_in_process(
+        ["num_importance_samples=10", "chunk_size=5", f"ckpt_path={tmp_path / 'run'}"]
+    )
+    command = ["run", "--into", "records", "--name", "burda", "--weights", "--snapshots"]
+    assert run_main(record.main, command, tmp_path) == (0, "")
     [weights] = (tmp_path / "records" / "burda" / "checkpoints").glob("best-*.ckpt")
     assert "optimizer_states" not in torch.load(weights, weights_only=True)
-    again = ["num_importance_samples=10", "chunk_size=5", "ckpt_path=records/burda"]
-    assert run_cli("vae_lightning.eval", again, tmp_path).returncode == 0
+    again = tmp_path / "records" / "burda"
+    evaluate_in_process(["num_importance_samples=10", "chunk_size=5", f"ckpt_path={again}"])
     [evaluated_again] = (tmp_path / "records" / "burda" / "eval").glob("*_test/eval.json")
-    result = run_cli("vae_lightning.report", ["records", "--out", "out"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert run_main(report.main, ["records", "--out", "out"], tmp_path) == (0, "")
     text = (tmp_path / "out" / "results.md").read_text()
     assert "## MNIST" not in text and "## Comparison with the paper" not in text  # no grid run
     [row] = [line for line in text.splitlines() if line.startswith("| `burda_vae_fast` |")]
