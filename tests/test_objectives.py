@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from composing import compose_run
-from conftest import run_cli, tiny_overrides
+from conftest import tiny_overrides
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from test_ppca import D, L, ppca_vae
@@ -221,12 +221,13 @@ def test_training_with_each_objective_logs_the_true_elbo(overrides, tiny_data, t
         assert metrics["val/elbo"][-1] == pytest.approx(_val_elbo(model.vae, run), abs=1e-3)
 
 
-def test_checkpoints_without_objective_hyperparameters_load_as_elbo(tiny_data, tmp_path):
+def test_checkpoints_without_objective_hyperparameters_load_as_elbo(
+    tiny_data, compose_train, tmp_path
+):
     args = [*tiny_overrides(tiny_data, tmp_path), "test=false", "trainer.max_epochs=1"]
     args += ["model.objective=iwae", "model.num_samples=2", "model.kl_warmup_steps=7"]
-    result = run_cli("vae_lightning.train", args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    [last] = (tmp_path / "outputs").rglob("last.ckpt")
+    train(compose_train(args))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(last, weights_only=True)
     assert checkpoint["hyper_parameters"]["kl_warmup_steps"] == 7
     for key in ("objective", "kl_weight", "kl_warmup_steps"):
