@@ -42,6 +42,40 @@ def test_mnist_splits_ranges_and_labels(tiny_data, tmp_path):
     assert not (tiny_data[0] / "MNIST/raw/train-images-idx3-ubyte").exists()
 
 
+def test_files_read_in_a_thread_give_setup_the_same_splits(tiny_data, tmp_path, monkeypatch):
+    reference = mnist(tiny_data, tmp_path)
+    reference.setup()
+    threads = []
+    dm = mnist(tiny_data, tmp_path)
+    load = dm.load
+    monkeypatch.setattr(dm, "load", lambda: threads.append(threading.current_thread()) or load())
+    dm.start_loading()
+    dm.start_loading()  # once only
+    dm.setup()
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()
+    assert threads[0].name.startswith("load-data")
+    for split, x in reference.splits.items():
+        assert torch.equal(dm.splits[split], x) and torch.equal(
+            dm.labels[split], reference.labels[split]
+        )
+    dm.setup()  # loaded: nothing is read again
+    dm.start_loading()
+    assert len(threads) == 1
+
+
+def test_an_error_reading_the_files_in_a_thread_is_raised_by_setup(tiny_data, tmp_path):
+    dm = mnist(tiny_data, tmp_path)
+
+    def unreadable():
+        raise DataError("cannot read train-images-idx3-ubyte")
+
+    dm.load = unreadable
+    dm.start_loading()
+    with pytest.raises(DataError, match="cannot read"):
+        dm.setup()
+    assert dm.splits == {}
+
+
 def test_split_is_fixed_by_split_seed(tiny_data, tmp_path):
     a, b = mnist(tiny_data, tmp_path, seed=1), mnist(tiny_data, tmp_path, seed=2)
     c = mnist(tiny_data, tmp_path, split_seed=5)

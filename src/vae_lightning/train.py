@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.cli import exit_with_message, run_app
 from vae_lightning.config import apply_dataset_defaults, check_train_config, config_dir
+from vae_lightning.data.datamodule import InMemoryDataModule
 from vae_lightning.errors import ConfigError, UserError
 from vae_lightning.schema import check_schema
 from vae_lightning.tracking.wandb_options import check_wandb_config
@@ -104,6 +105,8 @@ def train_in(
     rank_zero: bool,
 ) -> dict[str, float]:
     """Train into the claimed run folder, keeping its summary.json's status true."""
+    if isinstance(datamodule, InMemoryDataModule):
+        datamodule.start_loading()  # read while the loggers and the Trainer start
     if rank_zero:
         # A run resumed after a failure is running again: the old error no longer describes it.
         summary = {k: v for k, v in run.read_summary().items() if k != "error"}

@@ -1,5 +1,6 @@
 """A LightningDataModule that holds each split in memory as one tensor."""
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
@@ -50,6 +51,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.download, self.seed = download, seed
         self.splits: dict[str, Tensor] = {}
         self.labels: dict[str, Tensor | None] = {}
+        self._loading: Future | None = None
 
     def locate(self) -> None:
         """Make sure the data files are present and intact, downloading them if allowed."""
@@ -62,11 +64,24 @@ class InMemoryDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         self.locate()
 
+    def start_loading(self) -> None:
+        """Read the data files in a thread of this process; `setup` waits for them.
+
+        Training starts its loggers (W&B) and the Trainer meanwhile, so that the time spent
+        on reading the files (torch and file reads release the GIL) is not added to theirs.
+        """
+        if not self.splits and self._loading is None:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-data")
+            self._loading = pool.submit(self.load)
+            pool.shutdown(wait=False)  # the thread ends when the files are read
+
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        for index, (split, (images, labels)) in enumerate(self.load().items()):
+        loading, self._loading = self._loading, None
+        loaded = loading.result() if loading is not None else self.load()
+        for index, (split, (images, labels)) in enumerate(loaded.items()):
             if self.binarize == "static" or (self.binarize == "dynamic" and split != "train"):
                 # One draw per split, the same in both modes: static's test set is dynamic's.
                 generator = torch.Generator().manual_seed(self.split_seed * 10 + index)
