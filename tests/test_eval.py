@@ -117,12 +117,11 @@ def per_point(folder: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_every_metric_is_of_the_same_seeded_random_points(mnist_run, tmp_path):
+def test_every_metric_is_of_the_same_seeded_random_points(mnist_run):
     """num_points=20 draws 20 of the 100 test images with subset_seed, not the first 20, and
     the ELBO and the IS estimate of each are those of the same image in a whole-split run."""
     subset = ["num_points=20", "num_importance_samples=200", "chunk_size=50"]
-    result = run_cli("vae_lightning.eval", [f"ckpt_path={mnist_run}", *subset], cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
+    evaluate(compose_eval([f"ckpt_path={mnist_run}", *subset]))
     folder = _eval_folders(mnist_run)[-1]
     record = json.loads((folder / "eval.json").read_text())
     rows = per_point(folder)
