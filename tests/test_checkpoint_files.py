@@ -8,9 +8,12 @@ import torch
 from vae_lightning.evaluation.checkpoint import (
     CheckpointError,
     checkpoint_epoch,
+    load_model,
     resolve_checkpoint,
     run_folder_of,
 )
+from vae_lightning.models import VAE
+from vae_lightning.models.objectives import OBJECTIVES
 
 TWO_BEST = "best-epoch003.ckpt, best-epoch007.ckpt"
 BEST_STATE = "ModelCheckpoint{'monitor': 'val/elbo', 'mode': 'max'}"
@@ -128,3 +131,66 @@ def test_a_checkpoint_outside_a_run_folder_is_refused(tmp_path):
     moved = (folder / "best-epoch001.ckpt").rename(tmp_path / "run" / "elsewhere" / "b.ckpt")
     with pytest.raises(CheckpointError, match="not inside a run folder"):
         run_folder_of(moved)  # beside a config.yaml, but not in checkpoints/
+
+
+def _model_checkpoint(path: Path, **hparams) -> tuple[Path, VAE]:
+    model = VAE([1, 28, 28], latent_dim=2, hidden_dims=[8], **hparams)
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    return path, model
+
+
+def test_a_checkpoint_loads_as_the_vae_it_was_written_from_in_evaluation_mode(tmp_path):
+    path, model = _model_checkpoint(tmp_path / "a.ckpt", activation="relu", compile=True)
+    loaded = load_model(path)
+    assert not loaded.training and loaded.hparams.activation == "relu"
+    assert loaded.hparams.compile is False  # evaluated eagerly, whatever it was trained with
+    assert loaded._objective is OBJECTIVES["elbo"]
+    for name, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+
+
+REQUIRED = {"image_shape": [1, 28, 28], "latent_dim": 2, "likelihood": "bernoulli"}
+
+
+def test_a_checkpoint_with_only_the_required_hyperparameters_loads(tmp_path):
+    model = VAE([1, 28, 28], latent_dim=2, hidden_dims=[500])
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": REQUIRED}, tmp_path / "a")
+    assert load_model(tmp_path / "a").hparams.hidden_dims == [500]  # the default
+
+
+NOT_OURS = "is not a checkpoint of this project: it lacks the VAE's hyperparameters or weights."
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"state_dict": {}},  # no hyperparameters
+        {"state_dict": {}, "hyper_parameters": [2]},
+        {"hyper_parameters": {"image_shape": [1, 28, 28], "latent_dim": 2, "likelihood": "x"}},
+        {"state_dict": [], "hyper_parameters": {"latent_dim": 2}},
+        {"state_dict": {}, "hyper_parameters": {"image_shape": [1], "latent_dim": 2}},
+        {"state_dict": {}, "hyper_parameters": {**REQUIRED, "depth": 3}},  # not the VAE's
+    ],
+)
+def test_a_file_without_the_vaes_settings_or_weights_is_refused(tmp_path, content):
+    torch.save(content, tmp_path / "a.ckpt")
+    with pytest.raises(CheckpointError) as err:
+        load_model(tmp_path / "a.ckpt")
+    assert str(err.value) == (
+        f"{tmp_path / 'a.ckpt'} {NOT_OURS} Give a .ckpt file written by "
+        "`python -m vae_lightning.train`."
+    )
+
+
+def test_weights_of_another_shape_are_refused_naming_the_first_line_of_the_error(tmp_path):
+    path, _ = _model_checkpoint(tmp_path / "a.ckpt")
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["hyper_parameters"]["hidden_dims"] = [9]
+    torch.save(checkpoint, path)
+    with pytest.raises(CheckpointError) as err:
+        load_model(path)
+    first_line = "Error(s) in loading state_dict for VAE:"
+    assert str(err.value) == (
+        f"{path} does not match this project's VAE (RuntimeError: {first_line}). "
+        "Was it written by another version of vae-lightning?"
+    )

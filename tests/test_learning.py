@@ -7,11 +7,16 @@ rate that never reaches the optimiser all fail here, although every run still fi
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
+import torch
 from composing import compose_run, console_script, untrained_val_elbo
 from conftest import tiny_overrides
+from hydra.utils import instantiate
 
+from vae_lightning.evaluation.checkpoint import load_model
+from vae_lightning.models.elbo import gaussian_kl
 from vae_lightning.train import train
 
 # 5 epochs of 5 minibatches. Measured gains (nats): Bernoulli 105, Gaussian 50, PPCA 93,
@@ -63,3 +68,19 @@ def test_ddp_training_through_the_console_script_beats_the_untrained_model(tiny_
     record = json.loads(summary.read_text())
     assert record["steps"] == 5 * 3  # 250 images over 2 processes of 50: 3 steps an epoch
     assert record["metrics"]["val/elbo"] > before + MIN_GAIN, (before, record["metrics"])
+
+
+def test_the_test_split_is_evaluated_with_the_best_checkpoint(tiny_data, tmp_path):
+    """test/kl, exact for each image (no sampling), is the best checkpoint's mean closed-form
+    KL over the 100 test images; test/elbo = -(test/recon + test/kl)."""
+    overrides = [*tiny_overrides(tiny_data, tmp_path), "trainer.max_epochs=1", "logger=csv"]
+    cfg = compose_run(overrides, tmp_path)
+    metrics = train(cfg)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    vae = load_model(Path(summary["best_checkpoint"])).vae
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()
+    with torch.no_grad():
+        kl = gaussian_kl(*vae.encoder(datamodule.splits["test"])).mean().item()
+    assert metrics["test/kl"] == pytest.approx(kl, rel=1e-5)
+    assert metrics["test/elbo"] == pytest.approx(-(metrics["test/recon"] + metrics["test/kl"]))

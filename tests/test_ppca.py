@@ -75,6 +75,33 @@ def test_closed_form_fit_has_the_highest_likelihood(ppca_data):
     assert fit.bias.allclose(x.double().mean(0))
 
 
+@pytest.mark.parametrize("scale", [0.1, 3.0])  # eigenvalues below and above 1
+def test_closed_form_fit_keeps_the_top_eigenvalues_and_averages_the_rest(ppca_data, scale):
+    """The ML fit's covariance W W^T + s^2 I has the data covariance's L largest eigenvalues
+    and, in the other D - L directions, their mean s^2 (Tipping & Bishop, eq. 7-8)."""
+    x = ppca_data[1] * scale
+    fit = fit_ppca(x, L)
+    centred = x.double() - x.double().mean(0)
+    data_eigenvalues = torch.linalg.eigvalsh(centred.T @ centred / len(x)).flip(0)
+    model = fit.weight @ fit.weight.T + fit.variance * torch.eye(D, dtype=torch.float64)
+    model_eigenvalues = torch.linalg.eigvalsh(model).flip(0)
+    assert torch.allclose(model_eigenvalues[:L], data_eigenvalues[:L], rtol=1e-9)
+    assert torch.allclose(fit.variance, data_eigenvalues[L:].mean(), rtol=1e-9)
+    assert torch.allclose(model_eigenvalues[L:], fit.variance.expand(D - L), rtol=1e-9)
+
+
+@pytest.mark.parametrize("latent_dim", [1, D - 1])
+def test_a_fit_takes_one_to_d_minus_one_latent_dimensions(ppca_data, latent_dim):
+    assert fit_ppca(ppca_data[1], latent_dim).weight.shape == (D, latent_dim)
+
+
+@pytest.mark.parametrize("latent_dim", [0, D])
+def test_a_fit_with_no_latent_or_no_noise_dimension_is_refused(ppca_data, latent_dim):
+    with pytest.raises(ValueError) as err:
+        fit_ppca(ppca_data[1], latent_dim)
+    assert str(err.value) == f"latent_dim must be in [1, {D - 1}], got {latent_dim}"
+
+
 def test_elbo_is_below_the_exact_log_likelihood_for_every_point(ppca_data):
     params, x = ppca_data
     vae = ppca_vae(params)
