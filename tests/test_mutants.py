@@ -107,6 +107,18 @@ def test_log_importance_weights_are_the_draws_of_the_estimate(vae_and_x):
     torch.testing.assert_close(in_one_chunk, torch.logsumexp(weights, 0) - math.log(3))
 
 
+def test_log_importance_weights_of_images_are_those_of_their_pixel_rows():
+    """Images of several channels (2 x 3 here) are weighed as the rows of their pixels."""
+    torch.manual_seed(0)
+    vae, images = VariationalAutoencoder((2, 3), 2, [8], "tanh", "bernoulli"), torch.rand(5, 2, 3)
+    torch.manual_seed(1)
+    of_images = log_importance_weights(vae, images.round(), 4)
+    torch.manual_seed(1)
+    of_rows = log_importance_weights(vae, images.round().flatten(1), 4)
+    assert of_images.shape == (4, 5)
+    torch.testing.assert_close(of_images, of_rows)
+
+
 def test_importance_sampling_in_chunks_of_one_sample(vae_and_x):
     """Chunks of a single sample are allowed; K = 2000 in either way agree to about 0.03."""
     vae, x = vae_and_x

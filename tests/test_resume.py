@@ -354,3 +354,57 @@ def test_last_checkpoint_is_written_at_every_epoch_end_and_a_new_folder_keeps_th
     state = next(v for k, v in last["callbacks"].items() if k.startswith("ModelCheckpoint"))
     assert state["dirpath"] == str(second / "checkpoints")
     assert state["best_model_path"] == str(copied)
+
+
+def _state(dirpath: Path, best: str | None = "best-epoch001.ckpt", **changes) -> dict:
+    """A ModelCheckpoint state saved in `dirpath`, ranking `best` (if any)."""
+    path = str(dirpath / best) if best else ""
+    ranked = {path: torch.tensor(-90.0)} if best else {}
+    return {
+        "monitor": "val/elbo", "best_model_score": torch.tensor(-90.0), "best_model_path": path,
+        "current_score": torch.tensor(-95.0), "dirpath": str(dirpath), "best_k_models": ranked,
+        "kth_best_model_path": path, "kth_value": torch.tensor(-90.0),
+        "last_model_path": str(dirpath / "last.ckpt"), **changes,
+    }  # fmt: skip
+
+
+def test_a_state_saved_in_the_same_folder_is_restored_as_lightning_restores_it(tmp_path):
+    _touch(tmp_path / "best-epoch001.ckpt")
+    callback = ModelCheckpoint(dirpath=tmp_path, monitor="val/elbo", mode="max")
+    callback.load_state_dict(_state(tmp_path))
+    assert callback.last_model_path == str(tmp_path / "last.ckpt")  # nothing rewritten
+    assert callback.best_k_models == {str(tmp_path / "best-epoch001.ckpt"): torch.tensor(-90.0)}
+    without_folder = {k: v for k, v in _state(tmp_path).items() if k != "dirpath"}
+    ModelCheckpoint(dirpath=tmp_path).load_state_dict(without_folder)  # an older state
+
+
+def test_a_state_from_a_moved_folder_ranks_the_copy_found_in_the_new_one(tmp_path):
+    """The old folder is gone (moved or copied elsewhere): its best file, found under the
+    same name in the new folder, is ranked; nothing is copied."""
+    new = tmp_path / "new"
+    _touch(new / "best-epoch001.ckpt", "weights")
+    callback = ModelCheckpoint(dirpath=new, monitor="val/elbo", mode="max")
+    callback.load_state_dict(_state(tmp_path / "gone"))
+    found = str(new / "best-epoch001.ckpt")
+    assert callback.best_model_path == callback.kth_best_model_path == found
+    assert callback.best_k_models == {found: torch.tensor(-90.0)}
+    assert callback.last_model_path == "" and (new / "best-epoch001.ckpt").read_text() == "weights"
+
+
+def test_a_state_whose_best_file_is_lost_ranks_nothing(tmp_path):
+    callback = ModelCheckpoint(dirpath=tmp_path / "new", monitor="val/elbo", mode="max")
+    callback.load_state_dict(_state(tmp_path / "old"))
+    assert callback.best_model_path == callback.kth_best_model_path == ""
+    assert callback.best_k_models == {}
+    state = {k: v for k, v in _state(tmp_path / "old", best=None).items() if k != "best_k_models"}
+    callback.load_state_dict(state)  # a state that ranked nothing
+    assert callback.best_model_path == "" and callback.best_k_models == {}
+
+
+def test_a_folder_holding_only_hydras_files_but_claimed_by_another_process_is_kept(tmp_path):
+    holder = RunFolder(tmp_path / "run")
+    holder.claim()
+    _touch(tmp_path / "run" / "train.log")
+    assert RunFolder(tmp_path / "run").remove_if_empty() is False
+    assert (tmp_path / "run" / "train.log").exists()
+    holder.release()
