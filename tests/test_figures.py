@@ -141,6 +141,8 @@ def test_latent_means_are_drawn_by_label_in_their_own_or_principal_coordinates()
     percent = [f"{100 * float(e):.0f}%" for e in explained]
     assert ax.get_xlabel() == f"PC 1 ({percent[0]} of the variance)"
     assert ax.get_ylabel() == f"PC 2 ({percent[1]} of the variance)"
+    three = latent_scatter_figure(torch.randn(100, 3), labels).axes[0]  # any size above 2
+    assert three.get_title() == "Latent means of q(z|x), 3 dimensions projected by PCA"
 
 
 def test_training_curves_draw_each_epochs_elbos_from_metrics_csv(tmp_path):
@@ -161,13 +163,26 @@ def test_training_curves_draw_each_epochs_elbos_from_metrics_csv(tmp_path):
     assert list(train.get_xdata()) == [1, 2] and list(train.get_ydata()) == [-130.0, -110.0]
     assert list(val.get_xdata()) == [1] and train.get_marker() == "o"
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "ELBO (nats per data point)")
+    assert ax.get_title() == "Training curves"
     save_training_curves(metrics, tmp_path / "curves.png")
     assert Image.open(tmp_path / "curves.png").size == (800, 600)
 
 
-def test_saved_scatter_is_800_by_600_pixels(tmp_path):
-    save_latent_scatter(torch.randn(20, 2), torch.arange(20) % 10, tmp_path / "scatter.png")
-    assert Image.open(tmp_path / "scatter.png").size == (800, 600)
+def test_saved_scatter_is_the_figure_at_800_by_600_pixels(tmp_path):
+    means, labels = torch.randn(20, 2), torch.arange(20) % 10
+    save_latent_scatter(means, labels, tmp_path / "scatter.png")
+    saved = Image.open(tmp_path / "scatter.png")
+    assert saved.size == (800, 600)
+    latent_scatter_figure(means, labels).savefig(tmp_path / "figure.png")
+    assert np.array_equal(np.asarray(saved), np.asarray(Image.open(tmp_path / "figure.png")))
+
+
+def test_a_grid_saved_with_a_title_says_so_in_its_png(tmp_path):
+    grid = _grid_image(torch.rand(4, 1, 5, 5), nrow=2, padding=1)
+    figures.save_titled_grid(grid, "Samples", tmp_path / "titled.png")
+    grid.save(tmp_path / "plain.png")
+    assert figures.is_titled(tmp_path / "titled.png")
+    assert not figures.is_titled(tmp_path / "plain.png")
 
 
 def _drawn_grids(monkeypatch) -> dict:

@@ -96,9 +96,8 @@ def grey_image(grid: Tensor) -> Image.Image:
 
 
 def _grid_image(images: Tensor, nrow: int, padding: int) -> Image.Image:
-    return grey_image(
-        make_grid(images.clamp(0, 1).cpu(), nrow=nrow, padding=padding, pad_value=1.0)
-    )
+    """Images in rows of `nrow` with white gaps; values beyond [0, 1] are drawn clamped."""
+    return grey_image(make_grid(images.cpu(), nrow=nrow, padding=padding, pad_value=1.0))
 
 
 def save_prior_samples(vae: VariationalAutoencoder, path: Path, title: str, rows: int = 10) -> None:
