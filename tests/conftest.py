@@ -2,16 +2,21 @@
 
 import gzip
 import hashlib
+import importlib
+import logging
 import os
 import struct
 import subprocess
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
@@ -127,6 +132,11 @@ def tiny_overrides(tiny_data, tmp_path: Path, data: str = "mnist") -> list[str]:
         "trainer.log_every_n_steps=1",
         "model.hidden_dims=[32]",
         "model.latent_dim=2",
+        # Media drawn as in a real run, in grids of a few images (the default's 64 samples and
+        # 20 x 20 manifold would cost more than the tiny training itself).
+        "callbacks.media.num_samples=4",
+        "callbacks.media.num_reconstructions=4",
+        "callbacks.media.manifold_steps=3",
     ]
 
 
@@ -163,3 +173,45 @@ def run_cli(module: str, args: list[str], cwd: Path, **env: str) -> subprocess.C
         text=True,
         timeout=600,
     )
+
+
+def run_forked(module: str, args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """`python -m <module> <args>` in `cwd` as `run_cli` runs it, in a fork of this process:
+    the same `main()`, command line, environment, exit code and output, without the seconds
+    a new interpreter spends importing torch, Lightning and W&B. For commands that stop on
+    a mistake before any training; `run_cli` is the real interpreter's path."""
+    main = importlib.import_module(module).main
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            code = 1
+            try:
+                os.dup2(out.fileno(), 1)
+                os.dup2(err.fileno(), 2)
+                sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 (until os._exit)
+                sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+                os.chdir(cwd)
+                os.environ.update({"PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **env})
+                os.environ.pop("VAE_DATA_DIR", None)
+                sys.argv = [str(Path(sys.modules[module].__file__)), *args]
+                GlobalHydra.instance().clear()  # as in a new interpreter: no Hydra,
+                logging.root.handlers.clear()  # no log handlers (pytest's)
+                main()
+                code = 0
+            except SystemExit as exit:
+                code = exit.code if isinstance(exit.code, int) else 1
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(
+            [module, *args],
+            os.waitstatus_to_exitcode(status),
+            out.read().decode(),
+            err.read().decode(),
+        )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli, tiny_overrides
+from conftest import run_cli, run_forked, tiny_overrides
 
 from vae_lightning.training.run_folder import RunFolder
 
@@ -236,7 +236,7 @@ def test_bad_input_is_refused_before_any_run_folder_or_wandb_run_is_made(
     named = paths.get(named, named)
     outputs = tmp_path / "outputs"
     args = [*tiny_overrides(tiny_data, tmp_path), *ARGS, f"paths.log_dir={outputs}", *extra]
-    result = run_cli("vae_lightning.train", args, tmp_path)
+    result = run_forked("vae_lightning.train", args, tmp_path)  # the CLI, without its start-up
     assert result.returncode == 2, result.stderr[-3000:]
     assert named in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr

@@ -1,8 +1,11 @@
-"""Every mistake a user makes on the command line: exit 2, at most three lines, the key named."""
+"""Every mistake a user makes on the command line: exit 2, at most three lines, the key named.
+
+Each command runs in a fork of the test process (`run_forked`); test_bad_input.py runs the
+same kind of mistakes through a new interpreter."""
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_forked
 
 TRAIN, EVAL = "vae_lightning.train", "vae_lightning.eval"
 CKPT = "ckpt_path={tmp}/run"  # a run folder that does not exist (checked after the schema)
@@ -47,7 +50,7 @@ def test_a_mistake_is_a_short_answer_naming_the_key(module, args, words, tmp_pat
     args = [arg.format(tmp=tmp_path) for arg in args]
     # No data here: a mistake that went unnoticed would fail later, without naming the key.
     no_data = [f"paths.data_dir={tmp_path}/data", "data.download=false"] if module == TRAIN else []
-    result = run_cli(module, [*args, *no_data], tmp_path)
+    result = run_forked(module, [*args, *no_data], tmp_path)
     output = result.stdout + result.stderr
     lines = [line for line in output.splitlines() if line.strip()]
     assert result.returncode == 2, output

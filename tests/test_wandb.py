@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wandb
-from conftest import run_cli, tiny_overrides
+from conftest import run_cli, run_forked, tiny_overrides
 from PIL import Image
 
 from vae_lightning.errors import ConfigError
@@ -113,7 +113,7 @@ def test_bad_wandb_options_are_refused_before_training(
 
 def test_bad_wandb_option_exits_with_code_2(tiny_data, tmp_path):
     args = [*tiny_overrides(tiny_data, tmp_path), "+logger.wandb.colour=red"]
-    result = run_cli("vae_lightning.train", args, cwd=tmp_path)
+    result = run_forked("vae_lightning.train", args, cwd=tmp_path)  # the CLI, without start-up
     assert result.returncode == 2
     assert "Unknown W&B option logger.wandb.colour" in result.stdout + result.stderr
 
