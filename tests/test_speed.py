@@ -7,6 +7,7 @@ from typing import ClassVar
 import lightning as L
 import pytest
 import torch
+import torch._inductor.config as inductor_config
 from conftest import tiny_overrides
 
 from vae_lightning.errors import NonFiniteLossError
@@ -84,8 +85,11 @@ def test_a_late_read_of_the_nan_check_names_the_first_bad_step_and_writes_no_che
 
 
 def test_compiled_model_trains_like_the_eager_one_and_its_checkpoint_loads_eagerly(
-    tiny_data, compose_train, tmp_path
+    tiny_data, compose_train, tmp_path, monkeypatch
 ):
+    # Compiled in this process: inductor's pool of compile workers takes longer to start on
+    # two cores than this tiny model takes to compile.
+    monkeypatch.setattr(inductor_config, "compile_threads", 1)
     overrides = [*tiny_overrides(tiny_data, tmp_path), "trainer.max_epochs=1", "test=false"]
     eager = train(compose_train(overrides))
     cfg = compose_train(
