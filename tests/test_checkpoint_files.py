@@ -8,6 +8,7 @@ import torch
 from vae_lightning.evaluation.checkpoint import (
     CheckpointError,
     checkpoint_epoch,
+    load_checkpoint_file,
     load_model,
     resolve_checkpoint,
     run_folder_of,
@@ -194,3 +195,50 @@ def test_weights_of_another_shape_are_refused_naming_the_first_line_of_the_error
         f"{path} does not match this project's VAE (RuntimeError: {first_line}). "
         "Was it written by another version of vae-lightning?"
     )
+
+
+CUT_SHORT = object()  # a checkpoint cut short after 100 bytes
+
+
+class NotPlainData:
+    """An object a checkpoint could carry whose loading would run this class's code."""
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (b"not a checkpoint", "UnpicklingError: Unsupported operand 110"),
+        (b"", "EOFError"),  # no message
+        (CUT_SHORT, "RuntimeError: PytorchStreamReader failed reading zip archive: failed "
+         "finding central directory"),
+    ],
+)  # fmt: skip
+def test_an_unreadable_file_is_refused_naming_why_in_a_few_words(tmp_path, content, error):
+    if content is CUT_SHORT:
+        torch.save({"w": torch.ones(100)}, tmp_path / "whole.ckpt")
+        content = (tmp_path / "whole.ckpt").read_bytes()[:100]
+    (tmp_path / "a.ckpt").write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint_file(tmp_path / "a.ckpt")
+    assert str(err.value) == (
+        f"{tmp_path / 'a.ckpt'} is not a checkpoint of this project: it cannot be read as plain "
+        f"tensors and numbers ({error}). Give a .ckpt file written by "
+        "`python -m vae_lightning.train`."
+    )
+
+
+def test_a_file_that_would_run_code_when_loaded_is_refused_without_advice_to_run_it(tmp_path):
+    torch.save({"state_dict": {}, "extra": NotPlainData()}, tmp_path / "a.ckpt")
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint_file(tmp_path / "a.ckpt")
+    assert "(UnpicklingError: Unsupported global: GLOBAL test_checkpoint_files.NotPlainData " in (
+        str(err.value)
+    )
+    assert "weights_only" not in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+def test_a_file_holding_something_else_than_a_dict_is_refused(tmp_path):
+    torch.save([torch.ones(1)], tmp_path / "a.ckpt")
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint_file(tmp_path / "a.ckpt")
+    assert str(err.value) == f"{tmp_path / 'a.ckpt'} holds a list, not a checkpoint."

@@ -4,6 +4,7 @@ import functools
 import http.server
 import shutil
 import threading
+import time
 
 import pytest
 import scipy.io
@@ -61,6 +62,18 @@ def test_files_read_in_a_thread_give_setup_the_same_splits(tiny_data, tmp_path, 
     dm.setup()  # loaded: nothing is read again
     dm.start_loading()
     assert len(threads) == 1
+
+
+def test_starting_to_read_the_files_does_not_wait_for_them(tiny_data, tmp_path):
+    dm, read = mnist(tiny_data, tmp_path), threading.Event()
+    load = dm.load
+    dm.load = lambda: read.wait(timeout=30) and load()
+    started = time.perf_counter()
+    dm.start_loading()
+    assert time.perf_counter() - started < 10  # returned while the files wait to be read
+    read.set()
+    dm.setup()
+    assert len(dm.splits["train"]) == 250
 
 
 def test_an_error_reading_the_files_in_a_thread_is_raised_by_setup(tiny_data, tmp_path):

@@ -1,5 +1,7 @@
 """The evaluation's figures: what each draws (images, grids, axes, titles) and its PNG file."""
 
+import textwrap
+
 import numpy as np
 import pytest
 import torch
@@ -225,3 +227,42 @@ def test_prior_samples_are_a_ten_by_ten_grid_of_decoded_prior_draws(monkeypatch,
     torch.manual_seed(3)
     expected = figures._grid_image(vae.sample(100), nrow=10, padding=figures.PADDING)
     assert np.array_equal(np.asarray(drawn["grid"]), np.asarray(expected))
+
+
+def test_a_titled_grid_is_drawn_8_inches_wide_under_its_wrapped_title():
+    grid = _grid_image(torch.rand(6, 1, 4, 5), nrow=3, padding=1)  # 19 x 11 pixels
+    title = "A long title " * 10
+    fig = figures.titled_grid_figure(grid, title)
+    assert grid.size == (19, 11)
+    assert tuple(fig.get_size_inches()) == pytest.approx((8, 8 * 11 / 19 + 0.6))
+    [ax] = fig.axes
+    assert ax.get_title() == textwrap.fill(title, figures.TITLE_WIDTH) and "\n" in ax.get_title()
+    [image] = ax.images
+    assert image.get_cmap().name == "gray" and image.get_clim() == (0, 255)
+    assert image.get_interpolation() == "nearest" and not ax.axison
+    np.testing.assert_array_equal(image.get_array(), np.asarray(grid.convert("L")))
+
+
+def test_a_manifolds_grid_names_z1_and_z2_at_the_centres_of_five_cells_a_side():
+    size = 10
+    axes = torch.stack([torch.linspace(-2, 2, size), torch.linspace(-1, 3, size)], 1)
+    grid = Image.new("L", (size * 4, size * 6), 128)  # cells of 4 x 6 pixels
+    [ax] = figures.titled_grid_figure(grid, "Manifold", axes).axes
+    assert ax.axison and (ax.get_xlabel(), ax.get_ylabel()) == ("$z_1$", "$z_2$")
+    cells = (0, 2, 4, 6, 8)  # every second cell of 10: five ticks a side, at cell centres
+    assert list(ax.get_xticks()) == [(i + 0.5) * 4 for i in cells]
+    assert list(ax.get_yticks()) == [(i + 0.5) * 6 for i in cells]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"{axes[i, 0]:.2f}" for i in cells]
+    rows = axes[:, 1].flip(0)  # z_2 decreases down the rows
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{rows[i]:.2f}" for i in cells]
+    [ax] = figures.titled_grid_figure(grid, "Manifold", axes[:3]).axes  # a tick in every row
+    assert list(ax.get_xticks()) == [(i + 0.5) * size * 4 / 3 for i in range(3)]
+
+
+def test_a_titled_grid_is_saved_with_its_title_and_further_metadata(tmp_path):
+    grid = _grid_image(torch.rand(4, 1, 5, 5), nrow=2, padding=1)  # 13 x 13 pixels
+    path = tmp_path / "grid.png"
+    figures.save_titled_grid(grid, "Samples", path, metadata={"Author": "vae-lightning"})
+    saved = Image.open(path)
+    assert (saved.info["Title"], saved.info["Author"]) == ("Samples", "vae-lightning")
+    assert saved.size == (8 * PLOT_DPI, round((8 + 0.6) * PLOT_DPI))

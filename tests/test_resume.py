@@ -200,8 +200,13 @@ def test_a_checkpoint_of_another_architecture_is_refused_naming_the_key(tmp_path
 )
 def test_a_file_that_is_not_a_training_checkpoint_is_refused(tmp_path, content):
     torch.save(content, tmp_path / "a.ckpt")
-    with pytest.raises(CheckpointError, match=r"a\.ckpt is not a training checkpoint of this"):
+    with pytest.raises(CheckpointError) as err:
         check_resume_checkpoint(tmp_path / "a.ckpt", OmegaConf.create(MODEL))
+    assert str(err.value) == (
+        f"{tmp_path / 'a.ckpt'} is not a training checkpoint of this project (it lacks the "
+        "weights, the step or the model's settings). Resume from a .ckpt file written by "
+        "`python -m vae_lightning.train`, e.g. <run>/checkpoints/last.ckpt."
+    )
 
 
 def test_a_corrupt_checkpoint_is_refused_naming_it(tmp_path):

@@ -2,6 +2,7 @@
 
 import inspect
 import pickle
+import re
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,17 @@ def _recorded_best(last: Path) -> Path | None:
     return last.parent / best[0] if best else None
 
 
+def _load_failure(err: BaseException) -> str:
+    """`Type: reason` of a failed torch.load, the reason the first sentence of the weights-only
+    unpickler's own error (not torch's advice to load with weights_only=False) or else of the
+    message; the type alone when there is no message."""
+    text = str(err)
+    if match := re.search(r"WeightsUnpickler error:\s*(.+)", text, re.DOTALL):
+        text = match.group(1)
+    reason = text.strip().split("\n")[0].split(". ")[0].rstrip(".")
+    return f"{type(err).__name__}: {reason}" if reason else type(err).__name__
+
+
 def load_checkpoint_file(path: Path) -> dict[str, Any]:
     """The checkpoint dict, loaded with ``weights_only=True``: no code in the file is run."""
     try:
@@ -63,8 +75,8 @@ def load_checkpoint_file(path: Path) -> dict[str, Any]:
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(
             f"{path} is not a checkpoint of this project: it cannot be read as plain tensors "
-            f"and numbers ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})."
-            " Give a .ckpt file written by `python -m vae_lightning.train`."
+            f"and numbers ({_load_failure(err)}). Give a .ckpt file written by "
+            "`python -m vae_lightning.train`."
         ) from err
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint.")

@@ -58,12 +58,9 @@ def save_reconstructions(vae: VariationalAutoencoder, x: Tensor, path: Path, tit
     plt.close(fig)
 
 
-def save_titled_grid(
-    grid: Image.Image, title: str, path: Path, axes: Tensor | None = None, **png: Any
-) -> None:
-    """An image grid drawn 8 inches wide under `title` (also the PNG's Title metadata); a
-    manifold's with its z_1 and z_2 values (`manifold_axes`) on the axes. `png`: further
-    savefig options."""
+def titled_grid_figure(grid: Image.Image, title: str, axes: Tensor | None = None) -> Figure:
+    """An image grid drawn 8 inches wide under `title`; a manifold's with its z_1 and z_2
+    values (`manifold_axes`) at the centres of about five cells a side."""
     image = grid.convert("L")
     fig = Figure(figsize=(8, 8 * image.height / image.width + 0.6))
     ax = fig.subplots()
@@ -80,6 +77,15 @@ def save_titled_grid(
     else:
         ax.set_axis_off()
     fig.tight_layout()
+    return fig
+
+
+def save_titled_grid(
+    grid: Image.Image, title: str, path: Path, axes: Tensor | None = None, **png: Any
+) -> None:
+    """`titled_grid_figure` as a PNG with `title` as its Title metadata; `png`: further
+    savefig options."""
+    fig = titled_grid_figure(grid, title, axes)
     fig.savefig(
         path, **{"dpi": PLOT_DPI, **png, "metadata": {"Title": title, **png.get("metadata", {})}}
     )
