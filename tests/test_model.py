@@ -116,3 +116,18 @@ def test_latent_means_of_more_than_two_dimensions_are_drawn_on_their_principal_a
     assert shown[:, 0].abs().tolist() == pytest.approx(
         (centred @ direction).abs().tolist(), abs=0.2
     )
+
+
+def test_the_elbo_and_its_objective_draw_one_sample_of_z_by_default():
+    from vae_lightning.models.objectives import elbo_objective
+
+    torch.manual_seed(0)
+    vae, x = VariationalAutoencoder((1, 6), 2, [8], "tanh", "bernoulli"), torch.rand(4, 1, 6)
+    for estimate in (
+        lambda **n: vae.elbo(x, **n).elbo,
+        lambda **n: elbo_objective(vae, x, **n).loss,
+    ):
+        torch.manual_seed(1)
+        default = estimate()
+        torch.manual_seed(1)
+        torch.testing.assert_close(default, estimate(num_samples=1), rtol=0, atol=0)
