@@ -3,7 +3,9 @@
 import csv
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
+import lightning
 import pytest
 import torch
 from composing import compose_run
@@ -14,6 +16,7 @@ from test_ppca import D, L, ppca_vae
 from torch import Tensor
 from torch import distributions as dist
 
+from vae_lightning.config import apply_dataset_defaults
 from vae_lightning.errors import ConfigError
 from vae_lightning.evaluation.checkpoint import load_model
 from vae_lightning.models import VAE, VariationalAutoencoder
@@ -25,6 +28,7 @@ from vae_lightning.models.objectives import (
     log_weights,
 )
 from vae_lightning.models.ppca import PPCAParameters, ppca_log_likelihood
+from vae_lightning.tracking.csv_logger import CSVLogger
 from vae_lightning.train import train
 
 
@@ -272,3 +276,39 @@ def test_burda_experiments_compose_with_the_objectives(compose_train):
         ["experiment=burda_vae_fast", "model.objective=iwae", "model.num_samples=5"]
     ).model
     assert (fast.objective, fast.num_samples, fast.optimizer.lr) == ("iwae", 5, 2.0e-3)
+
+
+def test_a_training_step_weighs_the_kl_term_by_the_warm_up_schedule():
+    model = VAE([1, 6], latent_dim=2, hidden_dims=[8], kl_warmup_steps=8)
+    model._trainer = SimpleNamespace(global_step=2, log_every_n_steps=1000)  # no step logged
+    x = torch.rand(5, 1, 6).round()
+    torch.manual_seed(0)
+    loss = model.training_step(x, 0)
+    torch.manual_seed(0)
+    expected = elbo_objective(model.vae, x, 1, kl_weight=kl_weight_at(2, 1.0, 8)).loss
+    torch.testing.assert_close(loss, expected, rtol=0, atol=0)
+    assert kl_weight_at(2, 1.0, 8) == 0.25
+
+
+def test_step_values_are_logged_when_lightning_writes_them_and_the_bar_shows_the_elbos(
+    tiny_data, tmp_path
+):
+    """self.log is called only on the steps Lightning writes (every log_every_n_steps-th);
+    the progress bar shows the step's ELBO and the validation ELBO, nothing else."""
+    overrides = [*tiny_overrides(tiny_data, tmp_path), "trainer.max_epochs=1", "test=false"]
+    cfg = compose_run(overrides, tmp_path)  # the model and data; the Trainer is built here
+    apply_dataset_defaults(cfg)
+    model = instantiate(cfg.model, image_shape=[1, 28, 28])
+    trainer = lightning.Trainer(
+        accelerator="cpu", max_epochs=1, log_every_n_steps=2,
+        logger=CSVLogger(tmp_path, name="", version=""), enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=instantiate(cfg.data))
+    assert set(trainer.progress_bar_metrics) == {"train/elbo_step", "val/elbo"}
+    with open(tmp_path / "metrics.csv", newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row.get("train/elbo_step")]
+    assert [int(row["step"]) for row in rows] == [1, 3]  # steps 2 and 4 of 5
+    for row in rows:
+        elbo, recon, kl = (float(row[f"train/{t}_step"]) for t in ("elbo", "recon", "kl"))
+        assert elbo == pytest.approx(-(recon + kl), rel=1e-5)

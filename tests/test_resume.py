@@ -324,8 +324,15 @@ def test_no_interval_checkpoint_is_saved_after_an_epochs_last_batch(monkeypatch)
 
 
 # lr 0: the validation ELBO never improves after the first epoch, so Lightning alone would
-# write last.ckpt only once.
-STILL = ["test=false", "model.optimizer.lr=0"]
+# write last.ckpt only with the first epoch's best and at the interval checkpoints' steps
+# (every 2nd), never at the odd steps that end epochs of 5 steps.
+STILL = [
+    "test=false",
+    "model.optimizer.lr=0",
+    "trainer.max_epochs=3",
+    "callbacks.interval_checkpoint.every_n_train_steps=2",
+    "callbacks.interval_checkpoint.train_time_interval=null",
+]
 
 
 def test_last_checkpoint_is_written_at_every_epoch_end_and_a_new_folder_keeps_the_best(
@@ -337,11 +344,11 @@ def test_last_checkpoint_is_written_at_every_epoch_end_and_a_new_folder_keeps_th
     train(compose_train([*tiny_overrides(tiny_data, tmp_path), *STILL], run_dir=first))
     checkpoints = first / "checkpoints"
     assert [p.name for p in checkpoints.glob("best-*.ckpt")] == ["best-epoch000.ckpt"]
-    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 10
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 15
 
     # Resumed into a new folder, the best checkpoint of the old one is copied and ranked against.
     second = tmp_path / "second"
-    resume = [f"ckpt_path={checkpoints / 'last.ckpt'}", "trainer.max_epochs=3"]
+    resume = [f"ckpt_path={checkpoints / 'last.ckpt'}", "trainer.max_epochs=4"]
     overrides = [*tiny_overrides(tiny_data, tmp_path), *STILL, *resume]
     train(compose_train(overrides, run_dir=second))
     copied = second / "checkpoints" / "best-epoch000.ckpt"
@@ -353,9 +360,9 @@ def test_last_checkpoint_is_written_at_every_epoch_end_and_a_new_folder_keeps_th
     summary = json.loads((second / "summary.json").read_text())
     assert summary["best_checkpoint"] == str(copied)
     assert summary["resumed_from"][0]["run_dir"] == str(first)
-    assert summary["resumed_from"][0]["step"] == 10
+    assert summary["resumed_from"][0]["step"] == 15
     last = torch.load(second / "checkpoints" / "last.ckpt", weights_only=True)
-    assert last["global_step"] == 15
+    assert last["global_step"] == 20
     state = next(v for k, v in last["callbacks"].items() if k.startswith("ModelCheckpoint"))
     assert state["dirpath"] == str(second / "checkpoints")
     assert state["best_model_path"] == str(copied)
