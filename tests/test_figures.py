@@ -266,3 +266,24 @@ def test_a_titled_grid_is_saved_with_its_title_and_further_metadata(tmp_path):
     saved = Image.open(path)
     assert (saved.info["Title"], saved.info["Author"]) == ("Samples", "vae-lightning")
     assert saved.size == (8 * PLOT_DPI, round((8 + 0.6) * PLOT_DPI))
+
+
+@pytest.mark.parametrize(
+    ("hparams", "title"),
+    [
+        (
+            {"likelihood": "bernoulli", "latent_dim": 2},
+            "VAE (elbo, bernoulli decoder), latent size 2",
+        ),
+        (
+            {"likelihood": "gaussian", "latent_dim": 5, "objective": "iwae"},
+            "VAE (iwae, gaussian decoder), latent size 5",
+        ),
+        (
+            {"likelihood": "linear_gaussian", "latent_dim": 1},
+            "PPCA (elbo, linear_gaussian decoder), latent size 1",
+        ),
+    ],
+)
+def test_a_model_is_titled_by_its_kind_objective_decoder_latent_size_and_epoch(hparams, title):
+    assert figures.model_title(hparams, 3) == f"{title}, epoch 3"
