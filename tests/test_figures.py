@@ -287,3 +287,13 @@ def test_a_titled_grid_is_saved_with_its_title_and_further_metadata(tmp_path):
 )
 def test_a_model_is_titled_by_its_kind_objective_decoder_latent_size_and_epoch(hparams, title):
     assert figures.model_title(hparams, 3) == f"{title}, epoch 3"
+
+
+def test_grey_levels_are_rounded_to_the_nearest_of_256():
+    levels = torch.arange(256) / 255
+    grid = torch.stack([levels.reshape(16, 16)] * 3)  # make_grid's three equal channels
+    expected = torch.arange(256, dtype=torch.uint8).reshape(16, 16).numpy()
+    np.testing.assert_array_equal(np.asarray(figures.grey_image(grid)), expected)
+    nudged = (levels + 0.49 / 255).clamp(max=1)  # still nearest to the same level
+    same = np.asarray(figures.grey_image(torch.stack([nudged.reshape(16, 16)] * 3)))
+    np.testing.assert_array_equal(same, expected)
