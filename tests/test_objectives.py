@@ -312,3 +312,27 @@ def test_step_values_are_logged_when_lightning_writes_them_and_the_bar_shows_the
     for row in rows:
         elbo, recon, kl = (float(row[f"train/{t}_step"]) for t in ("elbo", "recon", "kl"))
         assert elbo == pytest.approx(-(recon + kl), rel=1e-5)
+
+
+def test_an_evaluation_batch_draws_the_noise_of_its_index_among_all_processes_batches():
+    """Batch b of process r of N is batch b N + r of one process: the same noise, seeded by
+    that index, so the ELBO is the same on any number of processes."""
+    x = torch.rand(5, 1, 6).round()
+
+    def evaluated(batch_idx: int, trainer=None) -> dict:
+        model = VAE([1, 6], latent_dim=2, hidden_dims=[8])
+        model._trainer = trainer
+        model._eval_step(x, batch_idx, "val")
+        return model.mean_elbo["val_elbo"].compute()
+
+    torch.manual_seed(0)
+    one_process = evaluated(3)
+    torch.manual_seed(0)  # the same weights
+    rank_1_of_2 = evaluated(1, SimpleNamespace(global_rank=1, world_size=2))
+    assert one_process == rank_1_of_2
+    torch.manual_seed(0)
+    assert evaluated(2)["elbo"] != one_process["elbo"]  # another batch index, other noise
+    torch.manual_seed(0)
+    model = VAE([1, 6], latent_dim=2, hidden_dims=[8])
+    torch.manual_seed(EVAL_SEEDS["val"] + 3)
+    torch.testing.assert_close(one_process["elbo"], model(x).terms.elbo.mean().detach())
