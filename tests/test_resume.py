@@ -5,6 +5,7 @@ The kills and resumes through the CLI are in test_run_records.py."""
 
 import json
 import os
+import stat
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -420,3 +421,19 @@ def test_a_folder_holding_only_hydras_files_but_claimed_by_another_process_is_ke
     assert RunFolder(tmp_path / "run").remove_if_empty() is False
     assert (tmp_path / "run" / "train.log").exists()
     holder.release()
+
+
+def test_a_claim_makes_the_folder_and_a_lock_file_readable_by_all(tmp_path):
+    run = RunFolder(tmp_path / "runs" / "sweep" / "0")  # parents made too
+    run.claim()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((run.path / ".run.lock").stat().st_mode) == 0o644 & ~umask
+    with pytest.raises(ConfigError) as err:
+        RunFolder(run.path).claim()
+    assert str(err.value) == (
+        f"Another process is training into {run.path} right now; this one stops without "
+        "writing there. Give this run its own folder (leave hydra.run.dir unset, or set "
+        "another one)."
+    )
+    run.release()
