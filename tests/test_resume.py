@@ -283,8 +283,12 @@ def test_checkpoint_bytes_reach_the_disk_before_the_rename(tmp_path, monkeypatch
     checkpointing.AtomicCheckpointIO().save_checkpoint({"w": torch.ones(2)}, tmp_path / "a.ckpt")
     assert [e[0] for e in events] == ["fsync", "replace"] and events[1][1] == "a.ckpt"
     assert torch.equal(torch.load(tmp_path / "a.ckpt", weights_only=True)["w"], torch.ones(2))
-    with pytest.raises(TypeError, match="does not take storage_options"):
+    with pytest.raises(TypeError) as err:
         checkpointing.AtomicCheckpointIO().save_checkpoint({}, tmp_path / "b.ckpt", {"x": 1})
+    assert str(err.value) == (
+        "AtomicCheckpointIO does not take storage_options; got {'x': 1}. Use a CheckpointIO "
+        "plugin that supports them."
+    )
     assert not (tmp_path / "b.ckpt").exists()
 
 
