@@ -162,3 +162,16 @@ def test_linear_gaussian_log_likelihood_broadcasts_over_leading_dimensions():
     model = LinearGaussianDecoder(2, 6)
     x, z = torch.randn(3, 6), torch.randn(5, 3, 2)
     torch.testing.assert_close(model.log_likelihood(x[None], z), model.log_likelihood(x, z))
+
+
+def test_the_training_loaders_state_counts_the_batches_the_trainer_trained(datamodule):
+    """Lightning fetches a batch ahead; the checkpointed position is the trainer's count of
+    batches trained this epoch, not the batches the loader has served."""
+    trainer = Process(0, 1)
+    datamodule.trainer = trainer
+    loader = datamodule.train_dataloader()
+    batches = iter(loader)
+    next(batches), next(batches)  # served 2, trained 1
+    trainer.fit_loop.epoch_loop.batch_progress.current.processed = 1
+    assert loader.state_dict() == {"epoch": 0, "batches": 1}
+    datamodule.trainer = None
