@@ -161,10 +161,17 @@ def compose_train(tmp_path):
     return _compose
 
 
-def run_cli(module: str, args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    """Run `python -m <module> <args>` in `cwd`, as a user would."""
+def cli_environment(env: dict[str, str]) -> dict[str, str]:
+    """The environment a command of the tests runs in: this one, unbuffered, Hydra's short
+    errors, `env` on top, and no VAE_DATA_DIR (each test names its data)."""
     environ = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **env}
     environ.pop("VAE_DATA_DIR", None)
+    return environ
+
+
+def run_cli(module: str, args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """Run `python -m <module> <args>` in `cwd`, as a user would."""
+    environ = cli_environment(env)
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
@@ -191,8 +198,8 @@ def run_forked(module: str, args: list[str], cwd: Path, **env: str) -> subproces
                 sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 (until os._exit)
                 sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
                 os.chdir(cwd)
-                os.environ.update({"PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **env})
-                os.environ.pop("VAE_DATA_DIR", None)
+                os.environ.clear()
+                os.environ.update(cli_environment(env))
                 sys.argv = [str(Path(sys.modules[module].__file__)), *args]
                 GlobalHydra.instance().clear()  # as in a new interpreter: no Hydra,
                 logging.root.handlers.clear()  # no log handlers (pytest's)
