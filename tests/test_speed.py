@@ -12,8 +12,6 @@ from conftest import tiny_overrides
 
 from vae_lightning.errors import NonFiniteLossError
 from vae_lightning.models import VAE
-from vae_lightning.models.elbo import Elbo
-from vae_lightning.models.mean_elbo import MeanElbo
 from vae_lightning.train import train
 from vae_lightning.training.cuda_check import NVML_CHECK, pytorch_cuda_check
 
@@ -43,18 +41,6 @@ def test_forking_strategies_keep_the_nvml_check():
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_fork", logger=False)
     with pytorch_cuda_check(trainer):
         assert os.environ.get(NVML_CHECK) == "1"
-
-
-def test_mean_elbo_is_the_mean_over_data_points_of_all_batches():
-    metric = MeanElbo()
-    batches = [Elbo(torch.rand(n) * 100, torch.rand(n) * 10) for n in (50, 7)]
-    for terms in batches:
-        metric.update(terms)
-    means = metric.compute()
-    recon, kl = (torch.cat([getattr(b, t) for b in batches]).mean() for t in ("recon", "kl"))
-    assert means["recon"] == pytest.approx(recon.item(), rel=1e-6)
-    assert means["kl"] == pytest.approx(kl.item(), rel=1e-6)
-    assert means["elbo"] == pytest.approx(-(recon + kl).item(), rel=1e-6)
 
 
 @pytest.mark.parametrize(
