@@ -206,3 +206,20 @@ def test_a_wandb_run_starts_without_importing_launch_unless_inputs_can_be_staged
     with tracking._no_launch_import_without_inputs():
         Run._detect_and_apply_job_inputs("applied")
     assert calls == ["after", "applied"]
+
+
+def test_pydantic_models_defined_while_wandb_starts_skip_their_docstrings_only_then():
+    from pydantic import BaseModel, ConfigDict
+
+    def define():
+        class Options(BaseModel):
+            model_config = ConfigDict(use_attribute_docstrings=True)
+            show_info: bool = True
+            """Whether to print W&B's info lines."""
+
+        return Options.model_fields["show_info"].description
+
+    with wandb_options.no_field_docstrings():
+        assert define() is None
+    assert define() == "Whether to print W&B's info lines."
+    assert wandb_options.import_wandb() is wandb

@@ -4,7 +4,11 @@ import difflib
 import inspect
 import netrc
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlparse
 
@@ -37,10 +41,39 @@ def wandb_nodes(cfg: DictConfig) -> dict[str, DictConfig]:
     return {k: v for k, v in (cfg.get("logger") or {}).items() if is_wandb_node(v)}
 
 
+@contextmanager
+def no_field_docstrings() -> Iterator[None]:
+    """Within: pydantic models take no field descriptions from their attribute docstrings.
+
+    W&B's models ask for them, and pydantic gets them by parsing W&B's source files as the
+    models are defined (`import wandb` defines 21, wandb.init 60 more): about 0.2-0.3 s of a
+    run's start-up, for descriptions that a run never reads.
+    """
+    from pydantic._internal import _fields
+
+    name = "_update_fields_from_docstrings"
+    original = getattr(_fields, name, None)
+    if original is None:  # another pydantic: nothing to skip
+        yield
+        return
+    setattr(_fields, name, lambda *args, **kwargs: None)
+    try:
+        yield
+    finally:
+        setattr(_fields, name, original)
+
+
+def import_wandb() -> ModuleType:
+    """`import wandb`, leaving out the field descriptions of its settings models."""
+    if "wandb" not in sys.modules:
+        with no_field_docstrings():
+            import wandb  # noqa: F401
+    return sys.modules["wandb"]
+
+
 def accepted_options(target: str) -> set[str]:
     """Keyword arguments of the logger class and of wandb.init (which gets the rest)."""
-    import wandb
-
+    wandb = import_wandb()
     options = set()
     for function in (get_class(target).__init__, LightningWandbLogger.__init__, wandb.init):
         options |= {
@@ -74,10 +107,8 @@ def check_wandb_config(cfg: DictConfig) -> None:
             )
         settings = node.get("settings")
         if settings is not None:
-            import wandb
-
             try:
-                wandb.Settings(**OmegaConf.to_container(settings, resolve=True))
+                import_wandb().Settings(**OmegaConf.to_container(settings, resolve=True))
             except Exception as err:
                 raise ConfigError(
                     f"Invalid W&B settings in logger.{key}.settings: {err}".strip()

@@ -23,7 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 from vae_lightning.tracking.csv_logger import CSVLogger
 from vae_lightning.tracking.wandb_options import (
     HYDRA_KEYS,
+    import_wandb,
     is_wandb_node,
+    no_field_docstrings,
     resolve_mode,
     run_name_and_group,
 )
@@ -126,7 +128,7 @@ def _start(node: DictConfig, mode: str, extra: dict[str, Any]) -> WandbLogger:
     # Not through hydra's instantiate: `config` (the run's config) is one of its own arguments.
     logger = get_class(target)(**{**options, **extra, "mode": mode})
     if rank_zero_only.rank == 0:
-        with _no_launch_import_without_inputs():
+        with _no_launch_import_without_inputs(), no_field_docstrings():
             experiment = logger.experiment  # starts the W&B run now, so failures show up here
         for metric, summary in SUMMARIES.items():
             experiment.define_metric(metric, step_metric=SAMPLES_SEEN, summary=summary)
@@ -167,8 +169,7 @@ def wandb_run_id(loggers: list[Logger]) -> str | None:
 def start_wandb(
     key: str, node: DictConfig, cfg: DictConfig, run_id: str | None = None
 ) -> Logger | None:
-    import wandb
-
+    wandb = import_wandb()
     name, group = run_name_and_group()
     extra: dict[str, Any] = {
         "name": node.get("name") or name,
@@ -217,8 +218,7 @@ def finish_wandb(loggers: list[Logger], failed: bool = False) -> None:
         return
     if rank_zero_only.rank != 0:
         return
-    import wandb
-
+    wandb = import_wandb()
     try:
         if wandb.run is not None:
             wandb.finish(exit_code=1 if failed else 0)
