@@ -7,6 +7,7 @@ import torch
 
 from vae_lightning.evaluation.checkpoint import (
     CheckpointError,
+    _load_failure,
     checkpoint_epoch,
     load_checkpoint_file,
     load_model,
@@ -225,6 +226,28 @@ def test_an_unreadable_file_is_refused_naming_why_in_a_few_words(tmp_path, conte
         f"tensors and numbers ({error}). Give a .ckpt file written by "
         "`python -m vae_lightning.train`."
     )
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (EOFError("Ran out of input."), "EOFError: Ran out of input"),
+        (RuntimeError("  The first sentence. The second.  "), "RuntimeError: The first sentence"),
+        (OSError("the first line\nthe second line"), "OSError: the first line"),
+        (ValueError(" . "), "ValueError"),  # nothing left to say
+        (
+            RuntimeError(
+                "Weights only load failed. Re-running `torch.load` with `weights_only` set to "
+                "`False` will likely succeed.\nPlease file an issue.\n\nWeightsUnpickler error: "
+                "Unsupported global: GLOBAL a.B was not an allowed global by default. Use "
+                "safe_globals.\n\nCheck the recommended steps."
+            ),
+            "RuntimeError: Unsupported global: GLOBAL a.B was not an allowed global by default",
+        ),
+    ],
+)
+def test_a_load_failure_is_said_in_its_first_sentence_without_torchs_advice(error, said):
+    assert _load_failure(error) == said
 
 
 def test_a_file_that_would_run_code_when_loaded_is_refused_without_advice_to_run_it(tmp_path):

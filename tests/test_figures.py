@@ -230,7 +230,8 @@ def test_prior_samples_are_a_ten_by_ten_grid_of_decoded_prior_draws(monkeypatch,
 
 
 def test_a_titled_grid_is_drawn_8_inches_wide_under_its_wrapped_title():
-    grid = _grid_image(torch.rand(6, 1, 4, 5), nrow=3, padding=1)  # 19 x 11 pixels
+    # Greys in [0.25, 0.75] between white padding: drawn as they are, not stretched to black.
+    grid = _grid_image(0.25 + torch.rand(6, 1, 4, 5) / 2, nrow=3, padding=1)  # 19 x 11 pixels
     title = "A long title " * 10
     fig = figures.titled_grid_figure(grid, title)
     assert grid.size == (19, 11)

@@ -143,10 +143,17 @@ def test_iwae_bound_rises_with_k_to_the_exact_ppca_log_likelihood(ppca_data):
         (100, 1.0, 100, 1.0),
         (10_000, 1.0, 100, 1.0),
         (30, 0.5, 60, 0.25),
+        (0, 1.0, 1, 0.0),  # a one-step warm-up still starts at 0
+        (1, 1.0, 1, 1.0),
     ],
 )
 def test_kl_warmup_schedule(step, kl_weight, warmup_steps, expected):
     assert kl_weight_at(step, kl_weight, warmup_steps) == pytest.approx(expected)
+
+
+def test_kl_weight_defaults_to_the_plain_elbo():
+    assert kl_weight_at(0) == kl_weight_at(10**6) == 1.0  # weight 1, no warm-up
+    assert kl_weight_at(0, 0.5) == 0.5
 
 
 @pytest.mark.parametrize(("kl_weight", "warmup_steps", "expected"), [(0.5, 0, 0.5), (0.5, 10, 0.0)])

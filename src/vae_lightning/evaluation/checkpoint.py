@@ -62,7 +62,7 @@ def _load_failure(err: BaseException) -> str:
     unpickler's own error (not torch's advice to load with weights_only=False) or else of the
     message; the type alone when there is no message."""
     text = str(err)
-    if match := re.search(r"WeightsUnpickler error:\s*(.+)", text, re.DOTALL):
+    if match := re.search(r"WeightsUnpickler error:\s*(.+)", text):
         text = match.group(1)
     reason = text.strip().split("\n")[0].split(". ")[0].rstrip(".")
     return f"{type(err).__name__}: {reason}" if reason else type(err).__name__

@@ -143,9 +143,8 @@ class ModelCheckpoint(LightningModelCheckpoint):
             new = {}
             for path in state_dict.get("best_k_models", {}):
                 here = Path(self.dirpath) / Path(path).name  # also where a moved folder has it
-                if Path(path).is_file() or here.is_file():
-                    source = Path(path) if Path(path).is_file() else here
-                    new[path] = str(copy_atomically(source, here))
+                if Path(path).is_file() or here.is_file():  # a copy already here is kept
+                    new[path] = str(copy_atomically(Path(path), here))
             state_dict = {
                 **state_dict,
                 "dirpath": self.dirpath,
