@@ -78,6 +78,19 @@ def test_fixed_evaluation_draws_follow_split_seed_only(tiny_data, tmp_path):
     assert not torch.equal(static[0].splits["train"], static[2].splits["train"])
 
 
+def test_fixed_draws_are_seeded_by_split_seed_and_the_order_of_the_splits(tiny_data, tmp_path):
+    """Split i (train 0, val 1, test 2) is drawn with seed 10 * split_seed + i: the binary test
+    images a committed record was measured on are drawn again the same."""
+    grey = mnist(tiny_data, tmp_path, binarize="none", split_seed=3)  # the same split
+    static = mnist(tiny_data, tmp_path, binarize="static", split_seed=3)
+    grey.setup()
+    static.setup()
+    assert list(static.splits) == ["train", "val", "test"]
+    for index, (split, images) in enumerate(grey.splits.items()):
+        generator = torch.Generator().manual_seed(30 + index)
+        assert torch.equal(static.splits[split], torch.bernoulli(images, generator=generator))
+
+
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(
     num_points=st.integers(1, 20_000),

@@ -11,6 +11,7 @@ import scipy.io
 import torch
 
 from vae_lightning.data import FreyFaceDataModule, MNISTDataModule
+from vae_lightning.data.files import default_cache_dir
 from vae_lightning.data.loader import EpochOrder, TensorBatchLoader
 from vae_lightning.errors import DataError
 
@@ -25,6 +26,17 @@ def frey(tiny_data, tmp_path, **kwargs):
     root, checksums = tiny_data
     options = {"checksums": checksums["frey_face"], "val_size": 20, "test_size": 20}
     return FreyFaceDataModule(root, tmp_path / "cache", **{**options, "download": False, **kwargs})
+
+
+def test_a_datamodule_made_in_python_takes_the_papers_minibatch_and_binarisation(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    dm = MNISTDataModule()
+    assert dm.data_dir == tmp_path / "data" and dm.cache_dir == default_cache_dir()
+    assert (dm.batch_size, dm.eval_batch_size, dm.binarize) == (100, 1000, "dynamic")
+    assert (dm.split_seed, dm.seed, dm.download) == (0, 0, True)
+    assert FreyFaceDataModule().binarize == "none"  # grey levels, for the Gaussian decoder
 
 
 def test_mnist_splits_ranges_and_labels(tiny_data, tmp_path):

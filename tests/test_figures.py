@@ -269,6 +269,17 @@ def test_a_titled_grid_is_saved_with_its_title_and_further_metadata(tmp_path):
     assert saved.size == (8 * PLOT_DPI, round((8 + 0.6) * PLOT_DPI))
 
 
+def test_a_manifold_is_saved_with_its_z_values_as_drawn(tmp_path):
+    axes = torch.stack([torch.linspace(-2, 2, 5), torch.linspace(-1, 3, 5)], 1)
+    grid = Image.new("L", (40, 40), 128)
+    figures.save_titled_grid(grid, "Manifold", tmp_path / "saved.png", axes)
+    figures.titled_grid_figure(grid, "Manifold", axes).savefig(
+        tmp_path / "drawn.png", dpi=PLOT_DPI, metadata={"Title": "Manifold"}
+    )
+    saved, drawn = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in ("saved", "drawn"))
+    np.testing.assert_array_equal(saved, drawn)
+
+
 @pytest.mark.parametrize(
     ("hparams", "title"),
     [

@@ -300,14 +300,16 @@ def test_a_training_step_weighs_the_kl_term_by_the_warm_up_schedule():
 def test_step_values_are_logged_when_lightning_writes_them_and_the_bar_shows_the_elbos(
     tiny_data, tmp_path
 ):
-    """self.log is called only on the steps Lightning writes (every log_every_n_steps-th);
-    the progress bar shows the step's ELBO and the validation ELBO, nothing else."""
-    overrides = [*tiny_overrides(tiny_data, tmp_path), "trainer.max_epochs=1", "test=false"]
+    """self.log is called only on the steps Lightning writes (every log_every_n_steps-th),
+    with that step's values; the progress bar shows the step's ELBO and the validation ELBO,
+    nothing else."""
+    overrides = [*tiny_overrides(tiny_data, tmp_path), "trainer.max_epochs=2", "test=false"]
     cfg = compose_run(overrides, tmp_path)  # the model and data; the Trainer is built here
     apply_dataset_defaults(cfg)
     model = instantiate(cfg.model, image_shape=[1, 28, 28])
+    losses = RecordLosses()
     trainer = lightning.Trainer(
-        accelerator="cpu", max_epochs=1, log_every_n_steps=2,
+        accelerator="cpu", max_epochs=2, log_every_n_steps=3, callbacks=[losses],
         logger=CSVLogger(tmp_path, name="", version=""), enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False,
     )  # fmt: skip
@@ -315,10 +317,21 @@ def test_step_values_are_logged_when_lightning_writes_them_and_the_bar_shows_the
     assert set(trainer.progress_bar_metrics) == {"train/elbo_step", "val/elbo"}
     with open(tmp_path / "metrics.csv", newline="") as file:
         rows = [row for row in csv.DictReader(file) if row.get("train/elbo_step")]
-    assert [int(row["step"]) for row in rows] == [1, 3]  # steps 2 and 4 of 5
+    assert [int(row["step"]) for row in rows] == [2, 5, 8]  # steps 3, 6 and 9 of 10
     for row in rows:
         elbo, recon, kl = (float(row[f"train/{t}_step"]) for t in ("elbo", "recon", "kl"))
+        assert elbo == pytest.approx(-losses.by_step[int(row["step"])], rel=1e-6)  # KL weight 1
         assert elbo == pytest.approx(-(recon + kl), rel=1e-5)
+
+
+class RecordLosses(lightning.Callback):
+    """The loss of each training step, by the step's index."""
+
+    def __init__(self) -> None:
+        self.by_step: dict[int, float] = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.by_step[trainer.global_step - 1] = outputs["loss"].item()
 
 
 def test_an_evaluation_batch_draws_the_noise_of_its_index_among_all_processes_batches():

@@ -19,7 +19,8 @@ class InMemoryDataModule(L.LightningDataModule):
 
     Binarisation of grey levels p into x ~ Bernoulli(p):
       - ``dynamic``: a fresh draw for every training batch; validation and test use one
-        fixed draw (seeded by ``split_seed``), so their ELBO is comparable across epochs;
+        fixed draw (the i-th split of train, val, test seeded by 10 * ``split_seed`` + i), so
+        their ELBO is comparable across epochs and the same test images are drawn again;
       - ``static``: one fixed draw of every split, made once;
       - ``none``: grey levels as they are.
     On an accelerator the splits are moved to the device once, in `setup`, so batches are
