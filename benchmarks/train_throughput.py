@@ -8,13 +8,16 @@ in a fresh process, one after the other in every repeat (every other repeat in r
 - ``lightning``: the same model in a bare Lightning ``Trainer`` (a minimal LightningModule,
   fused Adam, no logger, callback, checkpoint, progress bar or validation): the floor that
   Lightning's own per-step work sets;
-- ``plain``: the loop a user would write: one in-memory tensor, batches by indexing,
-  ``torch.optim.Adam`` with its default settings;
+- ``plain``: the loop a user would write: the same model and ELBO in plain PyTorch
+  (``PlainVAE``), one in-memory tensor, batches by indexing, ``torch.optim.Adam`` with its
+  default settings. It imports torch only, not the project (and so not Lightning), and reads
+  the data module's splits, which this script saves once: every kind trains on the same images;
 - ``plain-fused``: the same loop with fused Adam steps, the best plain loop;
 - ``pythae`` (pytorch-examples setting, with the ``bench`` extra installed): pythae 0.1.2's
   ``VAE`` with the same 784-400-20 encoder and decoder, trained by its own
   ``TrainingPipeline`` (Adam 1e-3, batch 128, the same 50,000 training and 10,000 validation
-  images). pythae cannot binarise dynamically, so it does not run in the paper setting.
+  images, read as the plain loops read them). pythae cannot binarise dynamically, so it does
+  not run in the paper setting.
 
 Reported per kind (medians over repeats): training samples/s (median over epochs, validation
 excluded) with the steps/s and seconds per training epoch they make, seconds from process
@@ -42,7 +45,7 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+from torch import nn
 
 SETTINGS = {
     # pytorch/examples vae/main.py: 784-400-20 ReLU, Bernoulli on grey levels, Adam 1e-3, batch 128
@@ -93,11 +96,11 @@ def project_run(setting: dict, epochs: int, workdir: Path) -> dict:
     }
 
 
-def _data_and_model(setting: dict):
-    from vae_lightning.data import MNISTDataModule
-    from vae_lightning.models import VariationalAutoencoder
+def _data_module(setting: dict):
+    from omegaconf import OmegaConf
 
-    torch.manual_seed(1234)
+    from vae_lightning.data import MNISTDataModule
+
     data = MNISTDataModule(
         os.environ.get("VAE_DATA_DIR", "data"),
         binarize=setting["binarize"],
@@ -105,27 +108,69 @@ def _data_and_model(setting: dict):
         **OmegaConf.to_container(OmegaConf.from_dotlist(setting["data"])),
     )
     data.setup()
+    return data
+
+
+def save_splits(setting: dict, path: Path) -> Path:
+    """The data module's train, val and test tensors in one file, for the plain and pythae runs.
+
+    Training images are grey levels (binarised per batch in the paper setting); the test split
+    is the data module's, one fixed binarisation in the paper setting.
+    """
+    torch.save({k: v.contiguous() for k, v in _data_module(setting).splits.items()}, path)
+    return path
+
+
+def _data_and_model(setting: dict):
+    from vae_lightning.models import VariationalAutoencoder
+
+    torch.manual_seed(1234)
+    data = _data_module(setting)
     model = VariationalAutoencoder(
         (1, 28, 28), 20, setting["hidden_dims"], setting["activation"], "bernoulli"
     )
     return data, model
 
 
+class PlainVAE(nn.Module):
+    """The project's VAE and ELBO written in plain PyTorch, as in a script of one's own.
+
+    The same layers (784-h-20 encoder with mu and log sigma^2 heads, 20-h-784 decoder of
+    Bernoulli logits, torch's default initialisation) and the same arithmetic per step as
+    VariationalAutoencoder.elbo, without importing the project (and so Lightning).
+    """
+
+    def __init__(self, hidden: int, activation: str) -> None:
+        super().__init__()
+        act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
+        self.body = nn.Sequential(nn.Linear(784, hidden), act())
+        self.mu, self.logvar = nn.Linear(hidden, 20), nn.Linear(hidden, 20)
+        self.decoder = nn.Sequential(nn.Linear(20, hidden), act(), nn.Linear(hidden, 784))
+
+    def elbo(self, x):
+        """ELBO per data point, nats: sum_d [x_d l_d - softplus(l_d)] - KL(q(z|x) || p(z))."""
+        x = x.flatten(1)
+        h = self.body(x)
+        mu, logvar = self.mu(h), self.logvar(h)
+        logits = self.decoder(mu + torch.exp(0.5 * logvar) * torch.randn_like(mu))
+        softplus = logits.clamp(min=0) + torch.log(1 + torch.exp(-logits.abs()))
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1)
+        return (x * logits - softplus).sum(-1) - kl
+
+
 @torch.no_grad()
-def _test_elbo(model, test) -> float:
-    return torch.cat([model.elbo(x).elbo for x in test.split(1000)]).mean().item()
+def _test_elbo(elbo, test) -> float:
+    """Mean of `elbo(x)` over the test images, one draw of z each (nats per data point)."""
+    return torch.cat([elbo(x) for x in test.split(1000)]).mean().item()
 
 
-def plain_loop(setting: dict, epochs: int, fused: bool = False) -> dict:
+def plain_loop(setting: dict, epochs: int, splits: Path, fused: bool = False) -> dict:
     """The leanest loop: one in-memory tensor, batches by indexing, the same model and ELBO;
     Adam with torch's default settings, or fused."""
-    from vae_lightning.training.cuda_check import NVML_CHECK
-
-    data, model = _data_and_model(setting)
-    # Importing the project imports Lightning, which turns on its NVML-based CUDA check (a
-    # cost in every optimizer step); a plain PyTorch script runs with PyTorch's default.
-    os.environ.pop(NVML_CHECK, None)
-    train = data.splits["train"]
+    torch.manual_seed(1234)
+    data = torch.load(splits, weights_only=True)
+    model = PlainVAE(setting["hidden_dims"][0], setting["activation"])
+    train = data["train"]
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
     batch_size, rates, first_step = setting["batch_size"], [], None
     for epoch in range(epochs):
@@ -136,7 +181,7 @@ def plain_loop(setting: dict, epochs: int, fused: bool = False) -> dict:
             if setting["binarize"] == "dynamic":
                 x = torch.bernoulli(x)
             optimizer.zero_grad(set_to_none=True)
-            loss = model.elbo(x).loss
+            loss = -model.elbo(x).mean()
             loss.backward()
             optimizer.step()
             if first_step is None:
@@ -145,7 +190,7 @@ def plain_loop(setting: dict, epochs: int, fused: bool = False) -> dict:
     return {
         "samples_per_sec": statistics.median(rates),
         "first_step_unix_time": first_step,
-        "test_elbo": _test_elbo(model, data.splits["test"]),
+        "test_elbo": _test_elbo(model.elbo, data["test"]),
         "train_images": len(train),
     }
 
@@ -181,12 +226,12 @@ def lightning_loop(setting: dict, epochs: int) -> dict:
     return {
         "samples_per_sec": statistics.median(timer.samples_per_sec),
         "first_step_unix_time": timer.first_step_unix_time,
-        "test_elbo": _test_elbo(vae, data.splits["test"]),
+        "test_elbo": _test_elbo(lambda x: vae.elbo(x).elbo, data.splits["test"]),
         "train_images": len(data.splits["train"]),
     }
 
 
-def pythae_loop(setting: dict, epochs: int) -> dict:
+def pythae_loop(setting: dict, epochs: int, splits: Path) -> dict:
     """pythae's VAE with the pytorch/examples encoder and decoder, by its TrainingPipeline."""
     from pythae.models import VAE, VAEConfig
     from pythae.models.base.base_utils import ModelOutput
@@ -196,7 +241,8 @@ def pythae_loop(setting: dict, epochs: int) -> dict:
     from pythae.trainers.training_callbacks import TrainingCallback
     from torch import nn
 
-    data, _ = _data_and_model(setting)
+    torch.manual_seed(1234)
+    data = torch.load(splits, weights_only=True)
     hidden, latent = setting["hidden_dims"][0], 20
 
     class Encoder(BaseEncoder):
@@ -232,7 +278,7 @@ def pythae_loop(setting: dict, epochs: int) -> dict:
             self.first_step = self.first_step or time.time()
 
         def on_epoch_end(self, training_config, **kwargs) -> None:
-            self.rates.append(len(data.splits["train"]) / (self.end - self.start))
+            self.rates.append(len(data["train"]) / (self.end - self.start))
 
     config = VAEConfig(input_dim=(1, 28, 28), latent_dim=latent, reconstruction_loss="bce")
     model = VAE(config, encoder=Encoder(), decoder=Decoder())
@@ -243,11 +289,12 @@ def pythae_loop(setting: dict, epochs: int) -> dict:
     )  # fmt: skip
     timer = Timer()
     TrainingPipeline(model=model, training_config=trainer_config)(
-        train_data=data.splits["train"], eval_data=data.splits["val"], callbacks=[timer]
+        train_data=data["train"], eval_data=data["val"], callbacks=[timer]
     )
+
     with torch.no_grad():  # ELBO = log p(x|z) - KL, one z per image, as _test_elbo draws it
         elbos = []
-        for x in data.splits["test"].split(1000):
+        for x in data["test"].split(1000):
             q = model.encoder(x)
             std = torch.exp(0.5 * q.log_covariance)
             z = q.embedding + std * torch.randn_like(std)
@@ -261,16 +308,16 @@ def pythae_loop(setting: dict, epochs: int) -> dict:
         "samples_per_sec": statistics.median(timer.rates),
         "first_step_unix_time": timer.first_step,
         "test_elbo": torch.cat(elbos).mean().item(),
-        "train_images": len(data.splits["train"]),
+        "train_images": len(data["train"]),
     }
 
 
-def child_run(kind: str, setting_name: str, epochs: int, data: list[str]) -> dict:
+def child_run(kind: str, setting_name: str, epochs: int, data: list[str], splits: Path) -> dict:
     """A run other than the project's in a fresh process, so start-up and memory count alike."""
     start = time.time()
     command = [sys.executable, __file__, "--child", kind, "--settings", setting_name]
     proc = subprocess.Popen(
-        [*command, "--epochs", str(epochs), "--data", *data],
+        [*command, "--epochs", str(epochs), "--splits", str(splits), "--data", *data],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -334,15 +381,20 @@ def main() -> None:
         "project's data.val_size=5000)",
     )
     parser.add_argument("--child", choices=KINDS[1:], help=argparse.SUPPRESS)
+    parser.add_argument("--splits", type=Path, help=argparse.SUPPRESS)  # from save_splits
     args = parser.parse_args()
     if args.child:  # a child process of child_run
-        loop = {
-            "lightning": lightning_loop,
-            "plain": plain_loop,
-            "plain-fused": functools.partial(plain_loop, fused=True),
-            "pythae": pythae_loop,
-        }[args.child]
-        print(json.dumps(loop({**SETTINGS[args.settings[0]], "data": args.data}, args.epochs)))
+        setting = {**SETTINGS[args.settings[0]], "data": args.data}
+        if args.child == "lightning":  # the project's data module and model
+            result = lightning_loop(setting, args.epochs)
+        else:
+            loop = {
+                "plain": plain_loop,
+                "plain-fused": functools.partial(plain_loop, fused=True),
+                "pythae": pythae_loop,
+            }[args.child]
+            result = loop(setting, args.epochs, args.splits)
+        print(json.dumps(result))
         return
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.epochs} epochs")
@@ -354,6 +406,7 @@ def main() -> None:
         kinds = [k for k in KINDS if k != "pythae" or (has_pythae and name == "pytorch-examples")]
         runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
         with tempfile.TemporaryDirectory() as workdir:
+            splits = save_splits(setting, Path(workdir) / "splits.pt")
             for repeat in range(args.repeats):
                 # Every other repeat in reverse order, so a drift of the machine's speed
                 # favours no kind.
@@ -361,7 +414,7 @@ def main() -> None:
                     if kind == "project":
                         result = project_run(setting, args.epochs, Path(workdir))
                     else:
-                        result = child_run(kind, name, args.epochs, args.data)
+                        result = child_run(kind, name, args.epochs, args.data, splits)
                     runs[kind].append(result)
         report(name, runs, SETTINGS[name]["batch_size"])
 

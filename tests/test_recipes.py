@@ -2,6 +2,7 @@
 the entry point itself is the subject, through the CLI and console scripts."""
 
 import csv
+import importlib.util
 import itertools
 import json
 import os
@@ -15,6 +16,7 @@ from composing import compose_run, console_script
 from conftest import ROOT, tiny_overrides
 from hydra.utils import instantiate
 
+from vae_lightning.models import VariationalAutoencoder
 from vae_lightning.report import write_report
 from vae_lightning.tracking.wandb_offline import describe
 from vae_lightning.train import train
@@ -244,3 +246,29 @@ def test_training_benchmark_runs_tiny(tiny_data, tmp_path):
         assert rss > 0 and elbo < 0
     assert "pythae" not in rows
     assert sum(line.startswith("project / ") for line in result.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize("hidden, activation", [(400, "relu"), (500, "tanh")])
+def test_training_benchmark_plain_loop_steps_the_projects_model(hidden, activation):
+    """The plain loops' PlainVAE is the project's VAE: same initial weights from the same seed,
+    the same ELBO per data point and the same gradients, so their speeds compare one step."""
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks/train_throughput.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(0)
+    plain = bench.PlainVAE(hidden, activation)
+    torch.manual_seed(0)
+    project = VariationalAutoencoder((1, 28, 28), 20, [hidden], activation, "bernoulli")
+    plain_params, project_params = list(plain.parameters()), list(project.parameters())
+    assert [p.shape for p in plain_params] == [p.shape for p in project_params]
+    assert all(torch.equal(a, b) for a, b in zip(plain_params, project_params, strict=True))
+    x = torch.bernoulli(torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(1)))
+    torch.manual_seed(2)
+    plain_elbo = plain.elbo(x)
+    torch.manual_seed(2)
+    project_elbo = project.elbo(x).elbo
+    torch.testing.assert_close(plain_elbo, project_elbo)
+    plain_elbo.mean().backward()
+    project_elbo.mean().backward()
+    for a, b in zip(plain_params, project_params, strict=True):
+        torch.testing.assert_close(a.grad, b.grad)
