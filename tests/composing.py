@@ -12,12 +12,15 @@ from omegaconf import DictConfig, open_dict
 from vae_lightning.config import apply_dataset_defaults, config_dir
 
 
-def compose_run(overrides: list[str], folder: Path, config_name: str = "train") -> DictConfig:
-    """conf/<config_name>.yaml composed as the CLI would, its run folder ``folder / "run"``."""
+def compose_run(
+    overrides: list[str], folder: Path, config_name: str = "train", run_dir: Path | None = None
+) -> DictConfig:
+    """conf/<config_name>.yaml composed as the CLI would, run from ``folder``; its run folder
+    is ``run_dir``, by default ``folder / "run"``."""
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(folder / "run")
+        cfg.hydra.runtime.output_dir = str(run_dir or folder / "run")
         cfg.hydra.runtime.cwd = str(folder)
         cfg.hydra.job.num = 0
     HydraConfig().set_config(cfg)

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny data sets in the real file formats, Hydra composition, the CLI."""
 
+import functools
 import gzip
 import hashlib
 import importlib
@@ -15,12 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-from hydra import compose, initialize_config_dir
+from composing import compose_run
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
-
-from vae_lightning.config import config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MNIST = {"train": 300, "test": 100}
@@ -144,21 +141,7 @@ def tiny_overrides(tiny_data, tmp_path: Path, data: str = "mnist") -> list[str]:
 def compose_train(tmp_path):
     """Compose conf/train.yaml as `python -m vae_lightning.train` would, run folder in tmp_path
     (tmp_path / "run" unless `run_dir` is given)."""
-
-    def _compose(
-        overrides: list[str], config_name: str = "train", run_dir: Path | None = None
-    ) -> DictConfig:
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-        output_dir = run_dir or tmp_path / "run"
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(output_dir)
-            cfg.hydra.runtime.cwd = str(tmp_path)
-            cfg.hydra.job.num = 0
-        HydraConfig().set_config(cfg)
-        return cfg
-
-    return _compose
+    return functools.partial(compose_run, folder=tmp_path)
 
 
 def cli_environment(env: dict[str, str]) -> dict[str, str]:
