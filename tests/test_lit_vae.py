@@ -1,12 +1,17 @@
 """The LightningModule's settings reach the model it builds, and bad ones are refused."""
 
+import json
 import math
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.distributed as dist
+from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import OmegaConf
 
-from vae_lightning.models import VAE
+from vae_lightning.models import VAE, Elbo
 from vae_lightning.models.decoders import LIKELIHOODS
 from vae_lightning.models.lit_vae import _plain
 from vae_lightning.models.objectives import OBJECTIVES
@@ -73,3 +78,41 @@ def test_hyperparameters_are_saved_as_plain_resolved_values():
     config = OmegaConf.create({"lr": "${base}", "base": 0.1, "betas": [0.9, 0.999]})
     assert _plain(config) == {"lr": 0.1, "base": 0.1, "betas": [0.9, 0.999]}
     assert _plain({"lr": 0.1}) == {"lr": 0.1}
+
+
+def _save_and_resume_the_epoch_sums(rank: int, folder: Path) -> None:
+    """One of two gloo processes: update the train sums, save as Lightning does (every rank
+    runs the hook, rank 0's dict is the file), load that file on each rank, compare means."""
+    init = f"file://{folder / 'rendezvous'}"
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    try:
+        saving, resuming = (VAE([1, 4, 4], latent_dim=2, hidden_dims=[8]) for _ in range(2))
+        for model in (saving, resuming):
+            model._trainer = SimpleNamespace(strategy=DDPStrategy(), global_rank=rank)
+        points = 3 + 2 * rank  # the processes hold different sums and counts
+        recon = torch.arange(points, dtype=torch.float32) + 10.0 * rank
+        saving.mean_elbo["train_elbo"].update(Elbo(recon=recon, kl=recon / 4))
+        checkpoint = {"state_dict": saving.state_dict()}
+        saving.on_save_checkpoint(checkpoint)
+        file = [checkpoint]  # rank 0's dict reaches every rank, as the file it writes would
+        dist.broadcast_object_list(file, src=0)
+        resuming.on_load_checkpoint(file[0])
+        resuming.load_state_dict(file[0]["state_dict"])
+        before = {k: v.item() for k, v in saving.mean_elbo["train_elbo"].compute().items()}
+        after = {k: v.item() for k, v in resuming.mean_elbo["train_elbo"].compute().items()}
+        (folder / f"rank{rank}.json").write_text(json.dumps({"before": before, "after": after}))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.filterwarnings("ignore:The ``compute`` method of metric MeanElbo")
+def test_a_ddp_checkpoint_resumes_the_epoch_sums_of_all_processes(tmp_path):
+    """Saved mid-epoch under DDP and resumed, the epoch means are those of every process's
+    points: the file holds the sums over processes, which only rank 0 restores."""
+    torch.multiprocessing.spawn(_save_and_resume_the_epoch_sums, args=(tmp_path,), nprocs=2)
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    recon = [*range(3), *(10.0 + i for i in range(5))]  # both processes' points
+    expected = sum(recon) / len(recon) * 1.25  # recon + kl, kl = recon / 4
+    for result in results:
+        assert result["before"]["elbo"] == pytest.approx(-expected)
+        assert result["after"] == pytest.approx(result["before"])

@@ -165,10 +165,29 @@ class VAE(L.LightningModule):
             settings["fused"] = None  # torch's default implementation for this device
         return settings
 
+    def _mean_elbo_keys(self) -> list[str]:
+        return [
+            f"mean_elbo.{name}.{state}" for name in self.mean_elbo for state in ("sums", "count")
+        ]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Save the epoch's running sums added over all processes (rank 0 writes the file)."""
+        state = checkpoint["state_dict"]
+        for key in self._mean_elbo_keys():
+            state[key] = self.trainer.strategy.reduce(state[key].clone(), reduce_op="sum")
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """A resumed run steps as this run's config says (fused or not), not as the run that
+        """Resume the epoch's sums on one process: the saved sums are those of all processes,
+        so rank 0 takes them and the others start from zero, whatever the number of processes.
+
+        A resumed run steps as this run's config says (fused or not), not as the run that
         saved the checkpoint did: torch would restore the saved choice with the state."""
-        if "fused" in self.hparams.optimizer:
+        if self._trainer is not None and self.trainer.global_rank != 0:
+            state = checkpoint["state_dict"]
+            for key in self._mean_elbo_keys():
+                if key in state:
+                    state[key] = torch.zeros_like(state[key])
+        if "fused" in (self.hparams.optimizer or {}):
             fused = self._optimizer_settings()["fused"]
             for state in checkpoint.get("optimizer_states", []):
                 for group in state["param_groups"]:
