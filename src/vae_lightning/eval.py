@@ -27,7 +27,7 @@ from vae_lightning.evaluation import figures
 from vae_lightning.evaluation.checkpoint import (
     checkpoint_epoch,
     load_checkpoint_file,
-    load_model,
+    model_from_checkpoint,
     resolve_checkpoint,
     run_folder_of,
 )
@@ -232,7 +232,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     checkpoint = resolve_checkpoint(cfg.ckpt_path)
-    module = load_model(checkpoint).to(cfg.device)
+    saved = load_checkpoint_file(checkpoint)
+    module = model_from_checkpoint(saved, checkpoint).to(cfg.device)
     run = run_folder_of(checkpoint)
     datamodule = load_data(run, cfg.data)
     points = choose_points(datamodule, cfg)
@@ -243,7 +244,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         cfg, module.vae, points, train_images, module.hparams.num_samples
     )
     write_per_point(folder / "per_point.csv", points.indices, per_point)
-    saved = load_checkpoint_file(checkpoint)
     epoch = checkpoint_epoch(saved)
     title = figures.model_title(module.hparams, epoch)
     means = latent_means(module.vae, points.images, cfg.batch_size)

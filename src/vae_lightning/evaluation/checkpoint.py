@@ -96,7 +96,11 @@ def checkpoint_epoch(checkpoint: dict[str, Any]) -> int:
 
 def load_model(path: Path) -> VAE:
     """Rebuild the VAE from the checkpoint's saved hyperparameters and load its weights."""
-    checkpoint = load_checkpoint_file(path)
+    return model_from_checkpoint(load_checkpoint_file(path), path)
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any], path: Path) -> VAE:
+    """The VAE of a checkpoint already read from ``path`` (named in errors), in eval mode."""
     hparams = checkpoint.get("hyper_parameters")
     accepted = set(inspect.signature(VAE).parameters)
     if (
