@@ -40,6 +40,36 @@ def test_bad_config_is_refused_before_training(
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.parametrize(
+    ("data", "overrides", "names"),
+    [
+        (
+            "frey_face",  # 20 validation images in one batch of 50
+            ["trainer=ddp_cpu"],
+            ["data.eval_batch_size=50 makes 1 validation batch of 20 images (data.val_size)",
+             "for 2 processes", "data.eval_batch_size=10 or less"],
+        ),
+        (
+            "mnist",  # no validation; the 10,000 test images in 10 batches
+            ["trainer=ddp_cpu", "trainer.devices=16", "data.val_size=0",
+             "data.eval_batch_size=1000"],
+            ["10 test batches of 10,000 images (the official test split) for 16 processes",
+             "data.eval_batch_size=625 or less"],
+        ),
+    ],
+)  # fmt: skip
+def test_fewer_evaluation_batches_than_processes_are_refused(
+    data, overrides, names, tiny_data, compose_train, tmp_path
+):
+    """Under DDP a process without an evaluation batch would wait forever for the others."""
+    cfg = compose_train([*tiny_overrides(tiny_data, tmp_path, data), *overrides])
+    with pytest.raises(ConfigError) as raised:
+        train(cfg)
+    for name in names:
+        assert name in str(raised.value)
+    assert not (tmp_path / "run").exists()
+
+
 def test_unreachable_download_is_a_clear_error(tiny_data, compose_train, tmp_path):
     overrides = [
         *tiny_overrides(tiny_data, tmp_path, "frey_face"),

@@ -114,11 +114,57 @@ def check_train_config(cfg: DictConfig) -> None:
             "both; e.g. callbacks.interval_checkpoint.every_n_train_steps=1000 "
             "callbacks.interval_checkpoint.train_time_interval=null."
         )
+    check_evaluation_batches(cfg)
     if cfg.get("ckpt_path") is not None and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(
             f"ckpt_path={cfg.ckpt_path!r} is not a file. Give the path of a checkpoint to "
             "resume from, e.g. outputs/train/runs/<run>/checkpoints/last.ckpt, or ckpt_path=null."
         )
+
+
+def _processes(trainer: DictConfig) -> int | None:
+    """The processes a trainer config starts, devices x num_nodes; None if known only at run
+    time (devices 'auto' or -1)."""
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    if isinstance(devices, ListConfig | list):
+        devices = len(devices)
+    elif isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    if _is_int(devices) and devices > 0 and _is_int(nodes) and nodes > 0:
+        return devices * nodes
+    return None
+
+
+def check_evaluation_batches(cfg: DictConfig) -> None:
+    """Refuse validation or test splits of fewer batches than processes.
+
+    Evaluation batches are whole blocks of ``data.eval_batch_size`` images, batch i on process
+    i mod N (so they are the same on any number of processes); a process left without a
+    batch would wait forever for the others' sums.
+    """
+    processes = _processes(cfg.trainer)
+    if processes is None or processes == 1:
+        return
+    data = cfg.data
+    # A test split of fixed size (MNIST's official one) is the data module's, not a key.
+    fixed_test_size = getattr(get_class(data._target_), "test_size", None)
+    splits = [
+        ("validation", "data.val_size", data.get("val_size")),
+        ("test", "data.test_size", data.get("test_size", fixed_test_size)),
+    ]
+    for split, key, images in splits:
+        if not _is_int(images) or images == 0:
+            continue
+        batches = -(-images // data.eval_batch_size)
+        if batches < processes:
+            size = key if key.removeprefix("data.") in data else "the official test split"
+            raise ConfigError(
+                f"data.eval_batch_size={data.eval_batch_size} makes {batches} {split} "
+                f"batch{'es' if batches > 1 else ''} of {images:,} images ({size}) for {processes} "
+                "processes (trainer.devices x trainer.num_nodes), and each process needs one. "
+                f"Set data.eval_batch_size={max(images // processes, 1)} or less, or use fewer "
+                "processes."
+            )
 
 
 EVAL_SPLITS = ("test", "val")

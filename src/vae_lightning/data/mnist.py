@@ -32,6 +32,7 @@ class MNISTDataModule(InMemoryDataModule):
     image_shape = (1, 28, 28)
     default_likelihood = "bernoulli"
     default_hidden_dims = (500,)
+    test_size = 10_000  # the official test split
 
     def __init__(
         self,
