@@ -82,7 +82,8 @@ def test_hyperparameters_are_saved_as_plain_resolved_values():
 
 def _save_and_resume_the_epoch_sums(rank: int, folder: Path) -> None:
     """One of two gloo processes: update the train sums, save as Lightning does (every rank
-    runs the hook, rank 0's dict is the file), load that file on each rank, compare means."""
+    runs the hook, rank 0's dict is the file), load that file on each rank, then go on with
+    the epoch in both the resumed module and the one never stopped, and compare."""
     init = f"file://{folder / 'rendezvous'}"
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     try:
@@ -98,9 +99,19 @@ def _save_and_resume_the_epoch_sums(rank: int, folder: Path) -> None:
         dist.broadcast_object_list(file, src=0)
         resuming.on_load_checkpoint(file[0])
         resuming.load_state_dict(file[0]["state_dict"])
-        before = {k: v.item() for k, v in saving.mean_elbo["train_elbo"].compute().items()}
-        after = {k: v.item() for k, v in resuming.mean_elbo["train_elbo"].compute().items()}
-        (folder / f"rank{rank}.json").write_text(json.dumps({"before": before, "after": after}))
+        saved = {k: v.item() for k, v in saving.mean_elbo["train_elbo"].compute().items()}
+        later = torch.full((2,), 100.0 + rank)  # the rest of the epoch, seen by both modules
+        for model in (saving, resuming):
+            model.mean_elbo["train_elbo"].update(Elbo(recon=later, kl=later / 4))
+        count = resuming.mean_elbo["train_elbo"].count.clone()
+        dist.all_reduce(count)
+        result = {
+            "saved": saved,
+            "never_stopped": saving.mean_elbo["train_elbo"].compute()["elbo"].item(),
+            "resumed": resuming.mean_elbo["train_elbo"].compute()["elbo"].item(),
+            "points": count.item(),
+        }
+        (folder / f"rank{rank}.json").write_text(json.dumps(result))
     finally:
         dist.destroy_process_group()
 
@@ -111,8 +122,30 @@ def test_a_ddp_checkpoint_resumes_the_epoch_sums_of_all_processes(tmp_path):
     points: the file holds the sums over processes, which only rank 0 restores."""
     torch.multiprocessing.spawn(_save_and_resume_the_epoch_sums, args=(tmp_path,), nprocs=2)
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
-    recon = [*range(3), *(10.0 + i for i in range(5))]  # both processes' points
-    expected = sum(recon) / len(recon) * 1.25  # recon + kl, kl = recon / 4
+    recon = [*range(3), *(10.0 + i for i in range(5))]  # both processes' points when saved
+    after = [*recon, 100.0, 100.0, 101.0, 101.0]
     for result in results:
-        assert result["before"]["elbo"] == pytest.approx(-expected)
-        assert result["after"] == pytest.approx(result["before"])
+        assert result["saved"]["elbo"] == pytest.approx(-sum(recon) / 8 * 1.25)  # kl = recon/4
+        assert result["points"] == 12  # 8 saved over both processes, 2 more on each
+        assert result["resumed"] == pytest.approx(-sum(after) / 12 * 1.25)
+        assert result["resumed"] == pytest.approx(result["never_stopped"])
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_only_rank_0_resumes_the_saved_epoch_sums(rank):
+    """The saved sums are those of all processes: rank 0 restores them, the others start at
+    zero; the weights load on every rank."""
+    saved = VAE([1, 4, 4], latent_dim=2, hidden_dims=[8])
+    recon = torch.tensor([1.0, 2.0, 4.0])
+    saved.mean_elbo["train_elbo"].update(Elbo(recon=recon, kl=recon / 2))
+    checkpoint = {"state_dict": saved.state_dict()}
+    resumed = VAE([1, 4, 4], latent_dim=2, hidden_dims=[8])
+    resumed._trainer = SimpleNamespace(global_rank=rank)
+    resumed.on_load_checkpoint(checkpoint)
+    resumed.load_state_dict(checkpoint["state_dict"])
+    metric = resumed.mean_elbo["train_elbo"]
+    if rank == 0:
+        assert metric.count.item() == 3 and metric.sums.tolist() == [7.0, 3.5]
+    else:
+        assert metric.count.item() == 0 and metric.sums.tolist() == [0.0, 0.0]
+    assert torch.equal(resumed.vae.encoder.mu.weight, saved.vae.encoder.mu.weight)
