@@ -166,8 +166,11 @@ class VAE(L.LightningModule):
         return settings
 
     def _mean_elbo_keys(self) -> list[str]:
+        """The checkpoint keys of the epoch sums: every state of every MeanElbo."""
         return [
-            f"mean_elbo.{name}.{state}" for name in self.mean_elbo for state in ("sums", "count")
+            f"mean_elbo.{name}.{state}"
+            for name, metric in self.mean_elbo.items()
+            for state in metric.metric_state
         ]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
