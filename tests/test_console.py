@@ -12,7 +12,11 @@ WARNING = re.compile(r"warn|💡|\.py:\d+: ", re.IGNORECASE)
 # study created in memory ...").
 CHATTER = re.compile(r"^wandb: |\[[IWE] \d{4}-\d\d-\d\d ")
 NOT_SILENT = {"WANDB_SILENT": "false"}
-ROW = re.compile(r"epoch_table\]\[INFO\] - +(\d+) +(-?\d+\.\d\d) +(-?\d+\.\d\d) +(\d+\.\d\d) +\d+ ")
+# epoch, train ELBO, val ELBO, val KL, active units, samples/s
+ROW = re.compile(
+    r"epoch_table\]\[INFO\] - +(\d+) +(-?\d+\.\d\d) +(-?\d+\.\d\d) +(\d+\.\d\d) +(\d+) +\d+ "
+)
+LATENT_DIM = 2  # tiny_overrides' latent size
 
 
 def noise(console: str) -> list[str]:
@@ -37,9 +41,10 @@ def test_a_default_run_prints_a_row_per_epoch_and_no_noise(tiny_data, tmp_path):
 
     [log_file] = tmp_path.glob("outputs/train/runs/*/train.log")
     for text in (console, log_file.read_text()):
-        assert "train ELBO    val ELBO   val KL  samples/s" in text
+        assert "train ELBO    val ELBO   val KL active  samples/s" in text
         rows = [m for line in text.splitlines() if (m := ROW.search(line))]
         assert [int(m[1]) for m in rows] == [0, 1, 2]
+        assert all(0 <= int(m[5]) <= LATENT_DIM for m in rows)  # active units of the latent
         val = [float(m[3]) for m in rows]
         marked = [line.endswith(" *") for line in text.splitlines() if ROW.search(line)]
         assert marked == [v == max(val[: i + 1]) for i, v in enumerate(val)]

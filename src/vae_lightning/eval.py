@@ -36,9 +36,10 @@ from vae_lightning.evaluation.metrics import (
     elbo_terms,
     exact_log_likelihood,
     importance_sampled_log_likelihood,
-    latent_means,
     mean_and_sem,
+    posteriors,
 )
+from vae_lightning.models.latent_diagnostics import latent_diagnostics
 from vae_lightning.models.ppca import fit_ppca, ppca_log_likelihood
 from vae_lightning.models.vae import VariationalAutoencoder
 from vae_lightning.schema import check_schema
@@ -246,7 +247,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_per_point(folder / "per_point.csv", points.indices, per_point)
     epoch = checkpoint_epoch(saved)
     title = figures.model_title(module.hparams, epoch)
-    means = latent_means(module.vae, points.images, cfg.batch_size)
+    started = time.perf_counter()
+    means, logvars = posteriors(module.vae, points.images, cfg.batch_size)
+    diagnostics = latent_diagnostics(
+        means, logvars, cfg.active_unit_threshold, cfg.mutual_info_points, cfg.seed
+    )
+    seconds["latent_diagnostics"] = time.perf_counter() - started
     figure_names = save_figures(cfg, module.vae, points, means, folder, title)
     latent = module.hparams.latent_dim
     seconds["total"] = time.perf_counter() - start
@@ -268,6 +274,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "device": cfg.device,
         "threads": torch.get_num_threads(),
         "metrics": {name: mean_and_sem(values) for name, values in per_point.items()},
+        "latent": diagnostics,
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "figures": figure_names,
         "manifold_size": cfg.manifold_size,
@@ -284,6 +291,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
+def latent_rows(latent: dict[str, Any]) -> list[str]:
+    """The latent diagnostics as lines of the evaluation's table (nats)."""
+    kl = sorted(latent["kl_per_dim"], reverse=True)
+    largest = ", ".join(f"{v:.2f}" for v in kl[:5]) + (", ..." if len(kl) > 5 else "")
+    return [
+        f"  {'active units':<34} {latent['active_units']:>11} of {len(kl)} "
+        f"(A_u > {latent['active_unit_threshold']:g})",
+        f"  {'mutual information I_q(x; z)':<34} {latent['mutual_info']:>11.3f} "
+        f"(over {latent['mutual_info_points']} points, at most log N = "
+        f"{latent['mutual_info_bound']:.3f})",
+        f"  {'KL(q(z) || p(z)) = KL - MI':<34} {latent['marginal_kl']:>11.3f}",
+        f"  {'KL per dimension, largest first':<34} {largest}",
+    ]
+
+
 def summary_table(record: dict[str, Any], folder: Path) -> str:
     """A one-screen table of the metrics (nats per data point) and the times."""
     metrics, seconds = record["metrics"], record["seconds"]
@@ -295,6 +317,8 @@ def summary_table(record: dict[str, Any], folder: Path) -> str:
     rows = [f"  {'metric (nats per data point)':<34} {'mean':>11} {'s.e.':>8}"]
     rows.append("  (s.e.: the standard error of the mean over the data points)")
     rows += [f"  {k:<34} {v['mean']:>11.3f} {v['sem']:>8.3f}" for k, v in metrics.items()]
+    if latent := record.get("latent"):
+        rows += latent_rows(latent)
     rows.append(
         f"  time: ELBO {seconds['elbo']:.1f} s, importance sampling "
         f"{seconds['importance_sampling']:.1f} s, total {seconds['total']:.1f} s"

@@ -50,10 +50,11 @@ def combine_estimates(estimates: list[Tensor], num_samples: list[int]) -> Tensor
 
 
 @torch.inference_mode()
-def latent_means(vae: VariationalAutoencoder, x: Tensor, batch_size: int) -> Tensor:
-    """mu(x) of every data point, shape (n, latent_dim), on the CPU."""
+def posteriors(vae: VariationalAutoencoder, x: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
+    """q(z|x)'s (mu(x), log sigma^2(x)) of every data point, each (n, latent_dim), on the CPU."""
     device = next(vae.parameters()).device
-    return torch.cat([vae.encoder(batch)[0].cpu() for batch in _batches(x, batch_size, device)])
+    parts = [vae.encoder(batch) for batch in _batches(x, batch_size, device)]
+    return tuple(torch.cat([part[i].float().cpu() for part in parts]) for i in (0, 1))
 
 
 @torch.inference_mode()

@@ -1,5 +1,6 @@
 """The Lightning module: trains a VariationalAutoencoder by maximising the ELBO or L_k."""
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -9,11 +10,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from vae_lightning.models.latent_diagnostics import LatentDiagnostics
 from vae_lightning.models.mean_elbo import MeanElbo
 from vae_lightning.models.objectives import BOUND_NAMES, OBJECTIVES, Objective, kl_weight_at
 from vae_lightning.models.vae import VariationalAutoencoder
 
+log = logging.getLogger(__name__)
+
 SPLITS = ("train", "val", "test")
+EVAL_SPLITS = ("val", "test")
 TERMS = ("elbo", "recon", "kl")
 # Base seeds of the noise of validation and test batches.
 EVAL_SEEDS = {"val": 1_000_000, "test": 2_000_000}
@@ -38,6 +43,12 @@ class VAE(L.LightningModule):
     'iwae' also ``{split}/iwae_bound``; ``train/lr`` (the rate the epoch started with) and
     ``train/kl_weight`` at each epoch's end. ``optimizer`` and ``scheduler`` are Hydra configs
     with ``_partial_: true``.
+    The latent diagnostics of each validation and test epoch (models/latent_diagnostics.py):
+    ``{val,test}/active_units`` (units whose posterior mean varies by more than
+    ``active_unit_threshold`` over the split), ``mutual_info`` (over ``mutual_info_points``
+    seeded points of the split, null: all), ``marginal_kl`` and ``kl_dim_<j>`` per latent
+    dimension; a validation epoch in which every dimension's KL is below
+    ``collapse_threshold`` nats logs one warning line.
     """
 
     def __init__(
@@ -56,6 +67,9 @@ class VAE(L.LightningModule):
         optimizer: Mapping[str, Any] | None = None,
         scheduler: Mapping[str, Any] | None = None,
         compile: bool = False,
+        active_unit_threshold: float = 0.01,
+        mutual_info_points: int | None = 1000,
+        collapse_threshold: float = 0.01,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -74,6 +88,9 @@ class VAE(L.LightningModule):
                 "optimizer": _plain(optimizer),
                 "scheduler": _plain(scheduler),
                 "compile": compile,
+                "active_unit_threshold": active_unit_threshold,
+                "mutual_info_points": mutual_info_points,
+                "collapse_threshold": collapse_threshold,
             }
         )
         self.vae = VariationalAutoencoder(
@@ -87,6 +104,13 @@ class VAE(L.LightningModule):
         self.mean_elbo = nn.ModuleDict(
             {f"{split}_elbo": MeanElbo(self.bound_name) for split in SPLITS}
         )
+        self.latent = nn.ModuleDict(
+            {
+                split: LatentDiagnostics(active_unit_threshold, mutual_info_points)
+                for split in EVAL_SPLITS
+            }
+        )
+        self._collapsed = False
 
     def kl_weight(self) -> float:
         """The KL weight beta of the next training step (after `global_step` steps)."""
@@ -99,6 +123,8 @@ class VAE(L.LightningModule):
     def _step(self, x: Tensor, split: str) -> Tensor:
         result = self(x, self.kl_weight() if split == "train" else 1.0)
         self.mean_elbo[f"{split}_elbo"].update(result.terms, result.bound)
+        if split in EVAL_SPLITS:
+            self.latent[split].update(*result.posterior)
         # Lightning writes step values every `log_every_n_steps` steps and drops the others;
         # `self.log` costs about as much as a small model's step, so call it only then.
         if split == "train" and (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
@@ -117,6 +143,20 @@ class VAE(L.LightningModule):
             self.log(f"{split}/{name}", value, prog_bar=shown, sync_dist=True)
         self.mean_elbo[f"{split}_elbo"].reset()
 
+    def _log_latent_diagnostics(self, split: str) -> dict[str, Any]:
+        """Log `{split}/active_units`, `mutual_info`, `marginal_kl` and `kl_dim_<j>`."""
+        diagnostics = self.latent[split].compute()
+        self.latent[split].reset()
+        values = {
+            name: float(diagnostics[name])
+            for name in ("active_units", "mutual_info", "marginal_kl")
+        }
+        width = len(str(len(diagnostics["kl_per_dim"]) - 1))
+        values |= {f"kl_dim_{j:0{width}d}": kl for j, kl in enumerate(diagnostics["kl_per_dim"])}
+        for name, value in values.items():
+            self.log(f"{split}/{name}", value, sync_dist=True)
+        return diagnostics
+
     def on_train_epoch_start(self) -> None:
         # The rate the epoch starts with: epoch-wise schedulers step before its end hooks.
         self._epoch_lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
@@ -130,9 +170,21 @@ class VAE(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
+        diagnostics = self._log_latent_diagnostics("val")
+        collapsed = max(diagnostics["kl_per_dim"]) < self.hparams.collapse_threshold
+        if collapsed and not self._collapsed and not self.trainer.sanity_checking:
+            log.warning(
+                "Posterior collapse at epoch %d: every latent dimension's validation KL is "
+                "below %g nats (largest %.4f).",
+                self.current_epoch,
+                self.hparams.collapse_threshold,
+                max(diagnostics["kl_per_dim"]),
+            )
+        self._collapsed = collapsed
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+        self._log_latent_diagnostics("test")
 
     def training_step(self, x: Tensor, batch_idx: int) -> Tensor:
         return self._step(x, "train")

@@ -23,11 +23,13 @@ class Objective:
     """One batch's result: the ELBO's terms (beta = 1), the loss, and the bound if not the ELBO.
 
     ``terms``: recon and kl of shape (batch,), nats; ``loss``: the scalar to minimise;
+    ``posterior``: q(z|x)'s (mu, logvar), each (batch, latent), for the latent diagnostics;
     ``bound``: the optimised bound per data point (iwae's L_k; None for the ELBO).
     """
 
     terms: Elbo
     loss: Tensor
+    posterior: tuple[Tensor, Tensor]
     bound: Tensor | None = None
 
 
@@ -65,8 +67,9 @@ def elbo_objective(
     loss = mean over the batch of recon + beta * KL, where recon = -1/L sum_l log p(x|z_l);
     beta = 1: the negative ELBO.
     """
-    terms = vae.elbo(x, num_samples)
-    return Objective(terms, loss=(terms.recon + kl_weight * terms.kl).mean())
+    posterior = vae.encoder(x)
+    terms = vae.elbo(x, num_samples, posterior)
+    return Objective(terms, loss=(terms.recon + kl_weight * terms.kl).mean(), posterior=posterior)
 
 
 def iwae_objective(
@@ -87,7 +90,7 @@ def iwae_objective(
     bound = torch.logsumexp(log_px_given_z + log_prior_ratio, dim=0) - log_k
     weighted = torch.logsumexp(log_px_given_z + kl_weight * log_prior_ratio, dim=0) - log_k
     terms = Elbo(recon=-log_px_given_z.mean(0), kl=-log_prior_ratio.mean(0))
-    return Objective(terms, loss=-weighted.mean(), bound=bound)
+    return Objective(terms, loss=-weighted.mean(), posterior=(mu, logvar), bound=bound)
 
 
 OBJECTIVES = {"elbo": elbo_objective, "iwae": iwae_objective}

@@ -33,12 +33,15 @@ class VariationalAutoencoder(nn.Module):
             likelihood, latent_dim, hidden_dims, pixels, activation, variance, min_variance
         )
 
-    def elbo(self, x: Tensor, num_samples: int = 1) -> Elbo:
+    def elbo(
+        self, x: Tensor, num_samples: int = 1, posterior: tuple[Tensor, Tensor] | None = None
+    ) -> Elbo:
         """ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)), per data point.
 
         E_q is a mean over `num_samples` reparameterised draws of z; the KL is exact.
+        ``posterior``: q(z|x)'s (mu, logvar) if already computed (default: the encoder's).
         """
-        mu, logvar = self.encoder(x)
+        mu, logvar = self.encoder(x) if posterior is None else posterior
         z = reparameterize(mu, logvar, num_samples)
         log_px_given_z = self.decoder.log_likelihood(x.flatten(1), z)
         return Elbo(recon=-log_px_given_z.mean(0), kl=gaussian_kl(mu, logvar))
