@@ -66,11 +66,12 @@ class KillDuringCheckpointWrite(L.Callback):
 
 
 class SignalAtStep(L.Callback):
-    """Sends this process SIGUSR1 (SLURM's pre-emption warning) at global step `step`."""
+    """Sends this process `signal` (default SIGUSR1, SLURM's pre-emption warning) as training
+    starts global step `step`."""
 
-    def __init__(self, step: int) -> None:
-        self.step = step
+    def __init__(self, step: int, signal: str = "SIGUSR1") -> None:
+        self.step, self.signal = step, signal
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGUSR1)
+            os.kill(os.getpid(), getattr(signal, self.signal))

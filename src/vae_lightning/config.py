@@ -82,6 +82,12 @@ def check_model_config(model: DictConfig) -> None:
         _fail("model.kl_weight", beta, "a number >= 0 (1: the ELBO)")
     if not (_is_int(warmup := model.get("kl_warmup_steps", 0)) and warmup >= 0):
         _fail("model.kl_warmup_steps", warmup, "an integer >= 0 (0: no KL warm-up)")
+    for key in ("active_unit_threshold", "collapse_threshold"):
+        if not _positive_number(threshold := model.get(key, 0.01)):
+            _fail(f"model.{key}", threshold, "a positive number (0.01 by default)")
+    points = model.get("mutual_info_points")
+    if points is not None and not (_is_int(points) and points > 1):
+        _fail("model.mutual_info_points", points, "null (all the points) or an integer > 1")
 
 
 def check_data_config(data: DictConfig) -> None:
@@ -122,7 +128,7 @@ def check_train_config(cfg: DictConfig) -> None:
         )
 
 
-def _processes(trainer: DictConfig) -> int | None:
+def processes_of(trainer: DictConfig) -> int | None:
     """The processes a trainer config starts, devices x num_nodes; None if known only at run
     time (devices 'auto' or -1)."""
     devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
@@ -142,7 +148,7 @@ def check_evaluation_batches(cfg: DictConfig) -> None:
     i mod N (so they are the same on any number of processes); a process left without a
     batch would wait forever for the others' sums.
     """
-    processes = _processes(cfg.trainer)
+    processes = processes_of(cfg.trainer)
     if processes is None or processes == 1:
         return
     data = cfg.data
@@ -189,8 +195,11 @@ def check_eval_config(cfg: DictConfig) -> None:
         _fail("manifold_grid", grid, f"one of {', '.join(MANIFOLD_GRIDS)}")
     if (threads := cfg.get("threads")) is not None and not (_is_int(threads) and threads > 0):
         _fail("threads", threads, "null (torch's default) or a positive integer")
-    if (points := cfg.get("num_points")) is not None and not (_is_int(points) and points > 0):
-        _fail("num_points", points, "null (the whole split) or a positive integer")
+    for key in ("num_points", "mutual_info_points"):
+        if (points := cfg.get(key)) is not None and not (_is_int(points) and points > 0):
+            _fail(key, points, "null (all the points) or a positive integer")
+    if not _positive_number(threshold := cfg.get("active_unit_threshold")):
+        _fail("active_unit_threshold", threshold, "a positive number (0.01 in Burda et al.)")
     for key in ("seed", "subset_seed"):
         if not _is_int(value := cfg.get(key)):
             _fail(key, value, "an integer")

@@ -15,3 +15,12 @@ class DataError(UserError):
 
 class NonFiniteLossError(UserError):
     """Training produced a NaN or infinite loss; the message names the step."""
+
+
+class RunInterrupted(Exception):
+    """Training stopped on SIGINT or SIGTERM, with a checkpoint of the step it stopped at."""
+
+    def __init__(self, signal_name: str, exit_code: int, step: int, checkpoint: str | None):
+        super().__init__(f"{signal_name} at step {step}")
+        self.signal_name, self.exit_code = signal_name, exit_code
+        self.step, self.checkpoint = step, checkpoint

@@ -4,7 +4,10 @@ import logging
 import os
 import platform
 import resource
+import shlex
+import signal
 import statistics
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -16,12 +19,18 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from vae_lightning.cli import exit_with_message, run_app
-from vae_lightning.config import apply_dataset_defaults, check_train_config, config_dir
+from vae_lightning.config import (
+    apply_dataset_defaults,
+    check_train_config,
+    config_dir,
+    processes_of,
+)
 from vae_lightning.data.datamodule import InMemoryDataModule
-from vae_lightning.errors import ConfigError, UserError
+from vae_lightning.errors import ConfigError, RunInterrupted, UserError
 from vae_lightning.schema import check_schema
 from vae_lightning.tracking.wandb_options import check_wandb_config
 from vae_lightning.tracking.wandb_run import (
@@ -30,11 +39,14 @@ from vae_lightning.tracking.wandb_run import (
     finish_wandb,
     wandb_run_id,
 )
+from vae_lightning.training.budget import check_budget
 from vae_lightning.training.callbacks import EpochTimer
 from vae_lightning.training.checkpointing import resume_point
 from vae_lightning.training.console import drop_third_party_notices
 from vae_lightning.training.cuda_check import pytorch_cuda_check
 from vae_lightning.training.distributed import launched_rank, use_job_command_for_ddp_children
+from vae_lightning.training.epoch_table import EpochTable
+from vae_lightning.training.interrupts import GracefulInterrupt
 from vae_lightning.training.run_folder import RunFolder, refuse_to_overwrite
 
 log = logging.getLogger(__name__)
@@ -79,9 +91,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
             return run.read_summary().get("metrics", {})
         L.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
+        ckpt_path, resumed = resume_point(cfg, run)
         if rank_zero:
             datamodule.prepare_data()  # missing or corrupt files fail here, before any training
-        ckpt_path, resumed = resume_point(cfg, run)
+            sizes = datamodule.split_sizes()
+            # A run resumed in its own folder may have trained its whole budget before it was
+            # stopped: it still has its test and summary to write.
+            resumed_step = 0 if cfg.get("auto_resume") else resumed.get("step", 0)
+            check_budget(cfg, sizes, processes_of(cfg.trainer) or 1, resumed_step)
         if rank_zero:
             run.claim()
     except UserError:
@@ -133,6 +150,14 @@ def train_in(
         metrics = fit_and_test(cfg, datamodule, model, loggers, run, ckpt_path)
         failed = False
         return metrics
+    except RunInterrupted as err:
+        if rank_zero:
+            run.update_summary(
+                status="interrupted",
+                interrupted={"signal": err.signal_name, "step": err.step},
+                last_checkpoint=err.checkpoint,
+            )
+        raise
     except BaseException as err:
         if rank_zero:
             run.update_summary(status="failed", error=f"{type(err).__name__}: {err}")
@@ -164,7 +189,10 @@ def fit_and_test(
         use_job_command_for_ddp_children()
     start = time.perf_counter()
     with pytorch_cuda_check(trainer):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        except SIGTERMException as err:
+            raise interrupted(trainer) from err
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         if cfg.get("test"):
             best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
@@ -175,6 +203,24 @@ def fit_and_test(
     if trainer.is_global_zero:
         write_summary(cfg, trainer, metrics, time.perf_counter() - start, run)
     return metrics
+
+
+def interrupted(trainer: L.Trainer) -> RunInterrupted:
+    """The interruption of training by a signal, with the checkpoint written at its step."""
+    stop = next((c for c in trainer.callbacks if isinstance(c, GracefulInterrupt)), None)
+    signum = stop.signal if stop is not None and stop.signal else signal.SIGTERM
+    checkpoint = str(stop.checkpoint) if stop is not None and stop.checkpoint else None
+    return RunInterrupted(signum.name, 128 + signum.value, trainer.global_step, checkpoint)
+
+
+def resume_command(run: Path) -> str:
+    """The command that continues this run in its folder: its overrides and auto_resume."""
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    kept = [
+        o for o in overrides if not o.lstrip("+~").startswith(("hydra.run.dir=", "auto_resume="))
+    ]
+    args = [*kept, f"hydra.run.dir={run}", "auto_resume=true"]
+    return " ".join(["python -m vae_lightning.train", *map(shlex.quote, args)])
 
 
 def machine(device: torch.device) -> str:
@@ -195,6 +241,7 @@ def write_summary(
 ) -> None:
     """`summary.json` of the completed run (atomically) and a short table in the log."""
     timer = next((c for c in trainer.callbacks if isinstance(c, EpochTimer)), EpochTimer())
+    table = next((c for c in trainer.callbacks if isinstance(c, EpochTable)), EpochTable())
     rates = timer.samples_per_sec
     checkpoint = trainer.checkpoint_callback
     last = run.path / "checkpoints" / "last.ckpt"
@@ -210,16 +257,21 @@ def write_summary(
         samples_seen=trainer.global_step * cfg.data.batch_size * trainer.world_size,
         machine=machine(trainer.strategy.root_device),
         train_samples_per_sec_median=statistics.median(rates) if rates else None,
-        # This process's part: a resumed run's earlier parts are in `resumed_from`.
-        wall_time_s=round(seconds, 2),
+        # This process's time and the training time of the processes before it, up to the
+        # checkpoint each resumed from (saved in the checkpoints).
+        wall_time_s=round(seconds + table.earlier_seconds, 2),
+        process_wall_time_s=round(seconds, 2),
         first_step_unix_time=timer.first_step_unix_time,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         best_checkpoint=checkpoint.best_model_path if checkpoint else None,
         last_checkpoint=str(last) if last.is_file() else None,
         metrics={k: metrics[k] for k in sorted(metrics) if not k.endswith("_step")},
     )
-    rows = [(k, f"{v:.3f}") for k, v in summary["metrics"].items()]
-    rows.append(("wall time (s)", f"{seconds:.1f}"))
+    # The epochs' median speed, as summary.json holds it, not the last epoch's.
+    rows = [(k, f"{v:.3f}") for k, v in summary["metrics"].items() if k != "train/samples_per_sec"]
+    if rates:
+        rows.append(("train samples/s (median epoch)", f"{statistics.median(rates):.0f}"))
+    rows.append(("wall time (s)", f"{summary['wall_time_s']:.1f}"))
     width = max(len(k) for k, _ in rows)
     log.info(
         "Summary (nats per data point; ELBO higher is better):\n%s\nRun folder: %s",
@@ -257,6 +309,16 @@ def hydra_main(cfg: DictConfig) -> float | None:
     environ_before = set(os.environ)
     try:
         metrics = train(cfg)
+    except RunInterrupted as err:
+        end_distributed_run(environ_before)
+        log.warning(
+            "Interrupted by %s at step %d%s. Resume with: %s",
+            err.signal_name,
+            err.step,
+            f"; checkpoint {err.checkpoint}" if err.checkpoint else "",
+            resume_command(Path(cfg.paths.output_dir)),
+        )
+        sys.exit(err.exit_code)
     except Exception as err:
         end_distributed_run(environ_before)
         if multirun:

@@ -62,6 +62,12 @@ class InMemoryDataModule(L.LightningDataModule):
         """{split: (images as float in [0, 1] of shape (n, *image_shape), labels or None)}."""
         raise NotImplementedError
 
+    def split_sizes(self) -> dict[str, int]:
+        """{split: number of images} as the files and the split settings give them, read
+        from the files' headers without loading the images (after `prepare_data`). A split
+        the settings leave empty, or one they ask more images of than there are, is 0."""
+        raise NotImplementedError
+
     def prepare_data(self) -> None:
         self.locate()
 

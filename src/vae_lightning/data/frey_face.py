@@ -61,6 +61,18 @@ class FreyFaceDataModule(InMemoryDataModule):
         folders = [self.data_dir, self.cache_dir]
         self.path = fetch(FREY_FILE, folders, [self.url], self.checksums, self.download)
 
+    def split_sizes(self) -> dict[str, int]:
+        """The frames of each split, from the shape of 'ff' in the MAT-file's header."""
+        self.locate()
+        try:
+            shapes = dict((name, shape) for name, shape, _ in scipy.io.whosmat(self.path))
+        except (ValueError, OSError) as err:
+            raise DataError(f"{self.path} is not a Frey Face MAT-file: {err}") from err
+        frames = shapes.get("ff", (0, 0))[1]
+        val = min(self.val_size, frames)
+        test = min(self.test_size, frames - val)
+        return {"train": frames - val - test, "val": val, "test": test}
+
     def load(self) -> dict[str, tuple[Tensor, Tensor | None]]:
         self.locate()
         try:

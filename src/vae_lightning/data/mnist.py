@@ -65,6 +65,18 @@ class MNISTDataModule(InMemoryDataModule):
             unpacked[role] = unpacked_copy(gz, md5, target)
         return unpacked
 
+    def split_sizes(self) -> dict[str, int]:
+        """The images of each split, from the IDX files' headers (magic, then the count)."""
+        files, counts = self.locate(), {}
+        for split in ("train", "test"):
+            with open(files[f"{split}_images"], "rb") as f:
+                counts[split] = int.from_bytes(f.read(8)[4:8], "big")
+        return {
+            "train": max(counts["train"] - self.val_size, 0),
+            "val": min(self.val_size, counts["train"]),
+            "test": counts["test"],
+        }
+
     def load(self) -> dict[str, tuple[Tensor, Tensor | None]]:
         files = self.locate()
         images = {}

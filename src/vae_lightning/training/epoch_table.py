@@ -9,19 +9,24 @@ import lightning as L
 log = logging.getLogger(__name__)
 
 HEADER = (
-    f"{'epoch':>6} {'train ELBO':>11} {'val ELBO':>11} {'val KL':>8} {'samples/s':>10} "
-    f"{'elapsed':>9}  (nats per data point; * best validation ELBO so far)"
+    f"{'epoch':>6} {'train ELBO':>11} {'val ELBO':>11} {'val KL':>8} {'active':>6} "
+    f"{'samples/s':>10} {'elapsed':>9}  (nats per data point; active: latent units in use; "
+    "* best validation ELBO so far)"
 )
+# The validation metrics a row shows.
+VAL_COLUMNS = ("elbo", "kl", "active_units")
 
 
 class EpochTable(L.Callback):
     """Logs a row per training epoch (rank 0 only), in nats per data point:
 
-    epoch, train ELBO (the mean over the epoch's data points), validation ELBO and KL of
-    that epoch (blank when validation did not run), training samples per second and the
-    time since training started; ``*`` marks the best validation ELBO so far.
+    epoch, train ELBO (the mean over the epoch's data points), validation ELBO, KL and
+    active units of that epoch (blank when validation did not run), training samples per
+    second and the time since training started; ``*`` marks the best validation ELBO so far.
     An epoch's row is written once Lightning has logged its means: when the next epoch
-    starts, or training ends.
+    starts, or training ends. The time and the best ELBO are saved in checkpoints, so a
+    resumed run counts the time of every process that trained it (up to the checkpoint each
+    resumed from) and marks only what beats its whole history.
     """
 
     def __init__(self) -> None:
@@ -30,6 +35,18 @@ class EpochTable(L.Callback):
         self._pending: int | None = None
         self._val: dict[str, float] = {}
         self._header_written = False
+        self.earlier_seconds = 0.0  # training time of the processes before this one
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, over every process of the run."""
+        return self.earlier_seconds + time.perf_counter() - self._start
+
+    def state_dict(self) -> dict[str, float]:
+        return {"elapsed_s": self.elapsed(), "best_val_elbo": self._best}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.earlier_seconds = float(state.get("elapsed_s", 0.0))
+        self._best = float(state.get("best_val_elbo", -math.inf))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
@@ -38,7 +55,7 @@ class EpochTable(L.Callback):
         if trainer.sanity_checking:
             return
         metrics = trainer.callback_metrics
-        self._val = {k: float(metrics[f"val/{k}"]) for k in ("elbo", "kl") if f"val/{k}" in metrics}
+        self._val = {k: float(metrics[f"val/{k}"]) for k in VAL_COLUMNS if f"val/{k}" in metrics}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._pending = trainer.current_epoch
@@ -61,8 +78,9 @@ class EpochTable(L.Callback):
             _cell(metrics.get("train/elbo"), ".2f", 11),
             _cell(val.get("elbo"), ".2f", 11),
             _cell(val.get("kl"), ".2f", 8),
+            _cell(val.get("active_units"), ".0f", 6),
             _cell(metrics.get("train/samples_per_sec"), ".0f", 10),
-            f"{_clock(time.perf_counter() - self._start):>9}",
+            f"{_clock(self.elapsed()):>9}",
         ]
         if not self._header_written:
             log.info("%s", HEADER)
