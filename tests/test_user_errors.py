@@ -19,6 +19,25 @@ MISTAKES = [
     (TRAIN, ["model.optimizer.lr=fast"], ["model.optimizer.lr=fast", "a number"]),
     (TRAIN, ["trainer.max_epochs=ten"], ["trainer.max_epochs=ten", "an integer"]),
     (TRAIN, ["trainer.precision=fp8"], ["trainer.precision=fp8", "bf16-mixed"]),
+    (TRAIN, ["trainer.precision=bf16-mix"], ["Did you mean trainer.precision=bf16-mixed?"]),
+    (TRAIN, ["model.objective=iwa"], ["Did you mean model.objective=iwae?"]),
+    (TRAIN, ["hydra.run.dir=/proc/forbidden"], ["Cannot make the folder /proc/forbidden"]),
+    (TRAIN, ["-m", "model.latent_dim=2,5,x"], ["Job 2 of 3 (model.latent_dim=x)", "integer"]),
+    (
+        TRAIN,
+        ["-m", "model.latent_dim=2,x", "hydra/launcher=parallel"],
+        ["Job 1 of 2 (model.latent_dim=x)"],
+    ),
+    (
+        TRAIN,
+        ["-m", "hparams_search=optuna", "model.latent_dim=choice(2,0)"],
+        ["(model.latent_dim=0 model.optimizer.lr=", "positive integer"],
+    ),
+    (
+        TRAIN,
+        ["-m", "model.latent_dim=2,5", "model.kl_weight=-1,1"],
+        ["Job 0 of 4 (model.latent_dim=2 model.kl_weight=-1)", "model.kl_weight"],
+    ),
     (TRAIN, ["test=maybe"], ["test=maybe", "true or false"]),
     (TRAIN, ["seed=abc"], ["value seed=abc", "an integer"]),
     (TRAIN, ["callbacks.media.every_n_epochs=often"], ["callbacks.media.every_n_epochs"]),
@@ -42,6 +61,7 @@ MISTAKES = [
     (EVAL, [CKPT, "num_importance_samples=many"], ["num_importance_samples=many", "integer"]),
     (EVAL, [CKPT, "+devise=cuda"], ["devise", "device"]),
     (EVAL, [CKPT, "split=train"], ["split", "test, val"]),
+    (EVAL, [CKPT, "split=valid"], ["Did you mean split=val?"]),
 ]
 
 
@@ -59,3 +79,4 @@ def test_a_mistake_is_a_short_answer_naming_the_key(module, args, words, tmp_pat
         assert word in output, output
     assert "Traceback" not in output
     assert not list(tmp_path.rglob("*.ckpt")), "nothing is trained on a mistake"
+    assert not list(tmp_path.rglob("*.*")), "nothing is written on a mistake"

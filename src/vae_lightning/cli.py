@@ -43,15 +43,17 @@ def run_app(hydra_main: Callable[[], Any]) -> None:
 
 
 def exit_with_message(err: BaseException) -> NoReturn:
-    """Report a user's mistake in at most three lines (Hydra's log once it is set up), exit 2.
+    """Report a user's mistake in at most three lines on stderr (and in the run's log file once
+    Hydra has opened one), in one format wherever it is found; exit 2.
 
     Called by a task function, it ends the command before Hydra adds lines of its own.
     """
     message = user_message(err) or str(err)
-    if logging.getLogger().handlers:  # Hydra's console and log file
-        log.error("%s", message)
-    else:
-        print(message, file=sys.stderr)
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (message,), None)
+    for handler in logging.getLogger().handlers:  # the run's train.log, if Hydra opened one
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    print(message, file=sys.stderr, flush=True)  # the console: the message alone, always
     sys.exit(EXIT_USER_ERROR)
 
 

@@ -1,5 +1,7 @@
 """The Hydra config: where it lives, the defaults that follow from the data set, its checks."""
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,16 @@ def _fail(key: str, value: Any, accepted: str) -> None:
     )
 
 
+def _fail_choice(key: str, value: Any, choices: Iterable[str]) -> None:
+    """Refuse a value that is not one of `choices`, suggesting the closest."""
+    choices = list(choices)
+    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
+    hint = f" Did you mean {key}={close[0]}?" if close else ""
+    raise ConfigError(
+        f"Invalid config value {key}={value!r}: {key} must be one of {', '.join(choices)}.{hint}"
+    )
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -68,15 +80,15 @@ def check_model_config(model: DictConfig) -> None:
     if not (_is_int(samples := model.get("num_samples")) and samples >= 1):
         _fail("model.num_samples", samples, "an integer >= 1")
     if (likelihood := model.get("likelihood")) not in LIKELIHOODS:
-        _fail("model.likelihood", likelihood, f"one of {', '.join(LIKELIHOODS)}")
+        _fail_choice("model.likelihood", likelihood, LIKELIHOODS)
     if (activation := model.get("activation")) not in ACTIVATIONS:
-        _fail("model.activation", activation, f"one of {', '.join(ACTIVATIONS)}")
+        _fail_choice("model.activation", activation, ACTIVATIONS)
     if (variance := model.get("variance")) is not None and not _positive_number(variance):
         _fail("model.variance", variance, "null (learned) or a positive number")
     if not _positive_number(min_variance := model.get("min_variance")):
         _fail("model.min_variance", min_variance, "a positive number, e.g. 1e-4")
     if (objective := model.get("objective", "elbo")) not in OBJECTIVES:
-        _fail("model.objective", objective, f"one of {', '.join(OBJECTIVES)}")
+        _fail_choice("model.objective", objective, OBJECTIVES)
     beta = model.get("kl_weight", 1.0)
     if not (isinstance(beta, int | float) and not isinstance(beta, bool) and beta >= 0):
         _fail("model.kl_weight", beta, "a number >= 0 (1: the ELBO)")
@@ -95,7 +107,7 @@ def check_data_config(data: DictConfig) -> None:
         if not (_is_int(value := data.get(key)) and value > 0):
             _fail(f"data.{key}", value, "a positive integer")
     if (binarize := data.get("binarize", "none")) not in BINARIZATIONS:
-        _fail("data.binarize", binarize, f"one of {', '.join(BINARIZATIONS)}")
+        _fail_choice("data.binarize", binarize, BINARIZATIONS)
     if "val_size" in data and not (_is_int(size := data.val_size) and size >= 0):
         _fail("data.val_size", size, "an integer >= 0 (0: no validation split)")
     if "split_block" in data and not (_is_int(block := data.split_block) and block > 0):
@@ -185,14 +197,14 @@ def check_eval_config(cfg: DictConfig) -> None:
             "`python -m vae_lightning.eval ckpt_path=outputs/train/runs/<run>` (a run's folder)."
         )
     if (split := cfg.get("split")) not in EVAL_SPLITS:
-        _fail("split", split, f"one of {', '.join(EVAL_SPLITS)}")
+        _fail_choice("split", split, EVAL_SPLITS)
     if not (_is_int(samples := cfg.get("num_importance_samples")) and samples >= 1):
         _fail("num_importance_samples", samples, "an integer >= 1 (5000 in the literature)")
     for key in ("batch_size", "chunk_size", "num_reconstructions", "manifold_size"):
         if not (_is_int(value := cfg.get(key)) and value > 0):
             _fail(key, value, "a positive integer")
     if (grid := cfg.get("manifold_grid")) not in MANIFOLD_GRIDS:
-        _fail("manifold_grid", grid, f"one of {', '.join(MANIFOLD_GRIDS)}")
+        _fail_choice("manifold_grid", grid, MANIFOLD_GRIDS)
     if (threads := cfg.get("threads")) is not None and not (_is_int(threads) and threads > 0):
         _fail("threads", threads, "null (torch's default) or a positive integer")
     for key in ("num_points", "mutual_info_points"):

@@ -143,8 +143,12 @@ def _check_type(full: str, value: Any, annotation: Any, default: Any) -> None:
         fits = _fits(expected, value)
     if fits is False:
         example = f", e.g. {full}={_shown(default)}" if default not in (_EMPTY, None) else ""
+        choices = [str(c) for c in _literals(expected)]
+        close = difflib.get_close_matches(_shown(value), choices, n=1, cutoff=0.5)
+        hint = f" Did you mean {full}={close[0]}?" if close else ""
         raise ConfigError(
-            f"Invalid config value {full}={_shown(value)}: expected {_describe(expected)}{example}."
+            f"Invalid config value {full}={_shown(value)}: expected {_describe(expected)}"
+            f"{example}.{hint}"
         )
 
 
@@ -196,14 +200,28 @@ def _fits(annotation: Any, value: Any) -> bool | None:
     return None
 
 
+def _literals(annotation: Any) -> list[Any]:
+    """The values of every Literal in the annotation (through unions), each shown once."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return list(get_args(annotation))
+    if origin in (Union, types.UnionType):
+        values = [v for a in get_args(annotation) for v in _literals(a)]
+        return list({_shown(v): v for v in reversed(values)}.values())[::-1]
+    return []
+
+
 def _describe(annotation: Any) -> str:
     origin = get_origin(annotation)
     if origin in (Union, types.UnionType):
-        parts = [_describe(a) for a in get_args(annotation)]
-        plain = [p for p in parts if not p.startswith("a ") or p in _PLAIN]
-        return " or ".join(dict.fromkeys(plain or parts))
+        literals = _literals(annotation)
+        others = [a for a in get_args(annotation) if get_origin(a) is not Literal]
+        parts = ["one of " + ", ".join(map(_shown, literals))] if literals else []
+        described = [_describe(a) for a in others]
+        parts += [p for p in described if not p.startswith("a ") or p in _PLAIN] or described
+        return " or ".join(dict.fromkeys(parts))
     if origin is Literal:
-        return "one of " + ", ".join(str(a) for a in get_args(annotation))
+        return "one of " + ", ".join(_shown(a) for a in get_args(annotation))
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     if annotation in names:
         return names[annotation]

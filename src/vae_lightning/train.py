@@ -68,6 +68,17 @@ def check_devices(trainer_cfg: DictConfig) -> None:
         )
 
 
+def check_config(cfg: DictConfig) -> None:
+    """The checks of a training config that need no data: its keys and types, its values and
+    the rules between them, W&B's options, the devices. Fills in the data set's defaults.
+    A sweep runs them on every job's config before the first job starts (launch_checks)."""
+    check_schema(cfg, "train", config_dir(), open_nodes=OPEN_NODES)
+    apply_dataset_defaults(cfg)
+    check_train_config(cfg)
+    check_wandb_config(cfg)
+    check_devices(cfg.trainer)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Check the input, train, test the best checkpoint; returns the final metrics.
 
@@ -79,17 +90,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     run = RunFolder(cfg.paths.output_dir)
     rank_zero = launched_rank() == 0  # other ranks share rank 0's folder, which rank 0 keeps
     try:
-        check_schema(cfg, "train", config_dir(), open_nodes=OPEN_NODES)
-        apply_dataset_defaults(cfg)
-        check_train_config(cfg)
-        check_wandb_config(cfg)
-        check_devices(cfg.trainer)
+        check_config(cfg)
         if rank_zero and not cfg.get("auto_resume"):
             refuse_to_overwrite(run)
         if run.state() == "completed" and cfg.get("auto_resume"):
             log.info("%s already holds a completed run; nothing to do.", run.path)
             return run.read_summary().get("metrics", {})
-        L.seed_everything(cfg.seed, workers=True)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule = instantiate(cfg.data)
         ckpt_path, resumed = resume_point(cfg, run)
         if rank_zero:
@@ -178,8 +185,10 @@ def fit_and_test(
         cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False
     )
     samples_per_step = cfg.data.batch_size * trainer.world_size
+    parameters = sum(p.numel() for p in model.parameters())
+    log.info("Training %s: %s parameters", model_description(cfg.model), f"{parameters:,}")
     for logger in loggers:
-        logger.log_hyperparams({"num_params": sum(p.numel() for p in model.parameters())})
+        logger.log_hyperparams({"num_params": parameters})
         if isinstance(logger, WandbLogger):  # optimiser steps x the global minibatch
             logger.samples_seen = lambda: trainer.global_step * samples_per_step
     if trainer.is_global_zero:
@@ -196,13 +205,26 @@ def fit_and_test(
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         if cfg.get("test"):
             best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
-            if not best:
+            if best:
+                score = trainer.checkpoint_callback.best_model_score
+                shown = f", validation ELBO {float(score):.2f}" if score is not None else ""
+                log.info("Testing the best checkpoint%s: %s", shown, best)
+            else:
                 log.info("No best checkpoint (no validation ran): testing the final weights.")
-            trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+            # The test metrics are in the summary below; Lightning's table would repeat them.
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     if trainer.is_global_zero:
         write_summary(cfg, trainer, metrics, time.perf_counter() - start, run)
     return metrics
+
+
+def model_description(model: DictConfig) -> str:
+    """The model in a few words, e.g. 'a VAE (elbo, bernoulli decoder, hidden [500], latent 20)'."""
+    return (
+        f"a VAE ({model.objective}, {model.likelihood} decoder, hidden "
+        f"{list(model.hidden_dims)}, latent {model.latent_dim})"
+    )
 
 
 def interrupted(trainer: L.Trainer) -> RunInterrupted:
@@ -268,7 +290,12 @@ def write_summary(
         metrics={k: metrics[k] for k in sorted(metrics) if not k.endswith("_step")},
     )
     # The epochs' median speed, as summary.json holds it, not the last epoch's.
-    rows = [(k, f"{v:.3f}") for k, v in summary["metrics"].items() if k != "train/samples_per_sec"]
+    # Per-dimension KLs are in summary.json and metrics.csv; the table keeps to one screen.
+    rows = [
+        (k, f"{v:.3f}")
+        for k, v in summary["metrics"].items()
+        if k != "train/samples_per_sec" and "/kl_dim_" not in k
+    ]
     if rates:
         rows.append(("train samples/s (median epoch)", f"{statistics.median(rates):.0f}"))
     rows.append(("wall time (s)", f"{summary['wall_time_s']:.1f}"))

@@ -1,7 +1,12 @@
 """What a run prints: Lightning's and PyTorch's notices that are no news to our users are dropped.
 
 Each is named by its text, so any other warning still shows:
-- Lightning's "Tip" to install litlogger, printed by every Trainer;
+- Lightning's "Tip" to install litlogger, printed by every Trainer, and its lines on which
+  accelerators are available ("GPU available: False, used: False", TPU, HPU): the run's
+  config.yaml and summary.json say what it ran on;
+- Lightning's warning that the checkpoint folder "exists and is not empty", which is the
+  expected case of every resume, and its lines on which checkpoint it restores (train.py
+  logs which one it resumes from and which one it tests);
 - PyTorch's deprecation of `isinstance(treespec, LeafSpec)`, raised by Lightning's own code;
 - Lightning's "does not have many workers": our data sets are tensors in memory, which a
   data loader serves without worker processes;
@@ -21,8 +26,18 @@ from omegaconf import DictConfig
 _DROPPED_WARNINGS = (
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
     r"The '\w+_dataloader' does not have many workers",
+    r"Checkpoint directory .* exists and is not empty",
 )
-_DROPPED_LOG_RECORDS = ("💡 Tip: For seamless cloud logging",)
+_DROPPED_LOG_RECORDS = (
+    "💡 Tip: For seamless cloud logging",
+    "GPU available: ",
+    "TPU available: ",
+    "HPU available: ",
+    # Which checkpoint is restored or tested: our own lines say it once.
+    "Restoring states from the checkpoint path at ",
+    "Restored all states from the checkpoint at ",
+    "Loaded model weights from the checkpoint at ",
+)
 # Where Lightning's rank_zero_info writes.
 _LIGHTNING_LOGGERS = (
     "lightning.pytorch.utilities.rank_zero",
@@ -56,3 +71,15 @@ class QuietOptuna(Callback):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class ProgressBarAwareHandler(logging.StreamHandler):
+    """The console's log handler: a line logged while a progress bar is drawn clears the bar,
+    takes a line of its own and the bar is drawn again below it (tqdm's external write mode),
+    instead of being glued onto the end of the bar's line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        with tqdm.external_write_mode(file=self.stream):
+            super().emit(record)
