@@ -5,9 +5,10 @@ killed with SIGKILL (at the start of a random step, or halfway through writing a
 checkpoint), and is then resumed with the README's command (same command, ``auto_resume=true``)
 until it completes. Against a run that was never stopped it checks that `metrics.csv` holds
 every logged (step, metric) exactly once with the same value (relative 1e-6), that the final
-metrics agree, and that the offline W&B record is one run. It prints one line per point and a
-total of records lost. It also times a checkpoint write of the paper's MNIST model and the
-cost per training step at the default interval (every 10 minutes).
+metrics agree, that the offline W&B record is one run and that it holds every (step, metric)
+of the uninterrupted run's metrics.csv exactly once. It prints one line per point and the
+totals of records lost, for metrics.csv and for W&B. It also times a checkpoint write of the
+paper's MNIST model and the cost per training step at the default interval (every 10 minutes).
 
     python benchmarks/fault_injection.py --points 20
 """
@@ -70,9 +71,19 @@ def logged(folder: Path) -> tuple[dict[tuple[str, str], float], int]:
     return values, repeats
 
 
+def wandb_logged(folder: Path) -> tuple[dict[tuple[str, str], float], int]:
+    """As `logged`, from the run's W&B record: its offline run outside wandb/superseded/."""
+    from vae_lightning.tracking.wandb_offline import logged_values
+
+    runs = sorted((folder / "wandb").glob("offline-run-*"))
+    values, repeats = logged_values(runs[-1]) if runs else ({}, 0)
+    return {(str(s), k): v for (s, k), v in values.items() if k != TIMING}, repeats
+
+
 def compare(folder: Path, reference: Path) -> dict[str, float]:
     got, repeats = logged(folder)
     expected, _ = logged(reference)
+    in_wandb, wandb_repeats = wandb_logged(folder)
     differences = [abs(got[k] - v) / max(abs(v), 1e-12) for k, v in expected.items() if k in got]
     final = json.loads((folder / "summary.json").read_text())
     runs = {p.name.rsplit("-", 1)[-1] for p in (folder / "wandb").glob("offline-run-*")}
@@ -83,6 +94,9 @@ def compare(folder: Path, reference: Path) -> dict[str, float]:
         "max_rel_diff": max(differences),
         "status": final["status"],
         "wandb_runs": len(runs),
+        "wandb_lost": len(expected.keys() - in_wandb.keys()),
+        "wandb_extra": len(in_wandb.keys() - expected.keys()),
+        "wandb_repeated": wandb_repeats,
     }
 
 
@@ -123,7 +137,8 @@ def main() -> None:
         data += [f"data.checksums.{k}={v}" for k, v in sums.items()]
         reference = tmp / "reference"
         assert train(reference, data) == 0
-        totals = {"lost": 0, "extra": 0, "repeated": 0}
+        totals = {"lost": 0, "extra": 0, "repeated": 0, "wandb_lost": 0, "wandb_repeated": 0}
+        totals["wandb_extra"] = 0
         for point in range(args.points):
             during_write = rng.random() < 0.3
             step = rng.randrange(1, total_steps)
@@ -148,10 +163,12 @@ def main() -> None:
                 ),
                 flush=True,
             )
-        print(
-            f"{args.points} kill points: {totals['lost']} records lost, {totals['repeated']} "
-            f"logged twice, {totals['extra']} not in the uninterrupted run"
-        )
+        for record, prefix in (("metrics.csv", ""), ("W&B", "wandb_")):
+            print(
+                f"{args.points} kill points, {record}: {totals[prefix + 'lost']} records lost, "
+                f"{totals[prefix + 'repeated']} logged twice, {totals[prefix + 'extra']} not in "
+                "the uninterrupted run"
+            )
     seconds, megabytes = checkpoint_cost()
     print(
         f"checkpoint of the paper's MNIST model (latent 20, {megabytes:.1f} MB): "

@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import run_cli, run_forked, tiny_overrides
 
+from vae_lightning.tracking.wandb_offline import logged_values
 from vae_lightning.training.run_folder import RunFolder
 
 TESTS = Path(__file__).resolve().parent
@@ -52,6 +53,24 @@ def _logged(run: Path) -> dict[tuple[int, str], float]:
     return values
 
 
+def _wandb_logged(run: Path) -> dict[tuple[int, str], float]:
+    """{(step, metric): value} of the run's W&B record (its one offline run outside
+    wandb/superseded/, read back offline), asserting that no pair is there twice."""
+    [folder] = sorted((run / "wandb").glob("offline-run-*"))
+    values, repeats = logged_values(folder)
+    assert repeats == 0, f"{repeats} pairs logged twice in {folder}"
+    return {pair: value for pair, value in values.items() if pair[1] != THROUGHPUT}
+
+
+def _assert_wandb_holds_metrics_csv(run: Path) -> None:
+    """The W&B record holds every (step, metric) of metrics.csv, once, with its value."""
+    in_wandb, in_csv = _wandb_logged(run), _logged(run)
+    assert sorted(set(in_csv) - set(in_wandb)) == [], "missing from W&B"
+    assert sorted(set(in_wandb) - set(in_csv)) == [], "in W&B only"
+    for pair, value in in_csv.items():
+        assert in_wandb[pair] == pytest.approx(value, rel=1e-6, abs=1e-9), pair
+
+
 def _fault(callback: str, step: int, **args: int) -> list[str]:
     """Overrides adding the fault-injection callback `callback` (fault_injection.py) at `step`."""
     extra = [f"+callbacks.kill.{key}={value}" for key, value in args.items()]
@@ -87,6 +106,8 @@ def _assert_same_record(resumed: Path, reference: Path) -> None:
         if key != THROUGHPUT:
             assert summary["metrics"][key] == pytest.approx(value, rel=1e-6), key
     assert len(_wandb_run_ids(resumed)) == 1  # one W&B run, resumed
+    _assert_wandb_holds_metrics_csv(reference)
+    _assert_wandb_holds_metrics_csv(resumed)
 
 
 @pytest.mark.parametrize("step", KILL_STEPS)

@@ -62,6 +62,8 @@ MISTAKES = [
     (EVAL, [CKPT, "+devise=cuda"], ["devise", "device"]),
     (EVAL, [CKPT, "split=train"], ["split", "test, val"]),
     (EVAL, [CKPT, "split=valid"], ["Did you mean split=val?"]),
+    (EVAL, [CKPT, "data=mnist"], ["reads the data its run was trained on", "data.data_dir="]),
+    (EVAL, [CKPT, "+data=mnist"], ["reads the data its run was trained on", "data.data_dir="]),
 ]
 
 
@@ -80,3 +82,14 @@ def test_a_mistake_is_a_short_answer_naming_the_key(module, args, words, tmp_pat
     assert "Traceback" not in output
     assert not list(tmp_path.rglob("*.ckpt")), "nothing is trained on a mistake"
     assert not list(tmp_path.rglob("*.*")), "nothing is written on a mistake"
+
+
+@pytest.mark.parametrize("key", ["paths.data_dir", "data.data_dir"])
+def test_a_data_folder_that_is_a_file_is_refused_by_the_key_the_user_set(key, tmp_path):
+    """Named as set, and refused before any download is tried (download stays on)."""
+    result = run_forked(TRAIN, [f"{key}=/etc/passwd"], tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert f"{key}=/etc/passwd is a file, not a folder. Point {key} at" in output
+    assert "Download" not in output and "Traceback" not in output
+    assert not list(tmp_path.rglob("*.*"))

@@ -71,6 +71,12 @@ def user_message(err: BaseException) -> str | None:
             f"Cannot read the override {_unreadable_override()}: {str(err).splitlines()[0]}. "
             "Write key=value, e.g. model.hidden_dims=[500,500] or 'data.data_dir=\"a b\"'."
         )
+    elif "Could not override 'data'" in str(err):  # only the evaluation has no data group
+        text = (
+            "An evaluation reads the data its run was trained on (the run's config.yaml), so "
+            "data=... cannot choose another data set. data.KEY=VALUE changes one of its "
+            "settings, e.g. data.data_dir=/path/to/data."
+        )
     elif isinstance(err.__cause__, OmegaConfBaseException) and _is_unknown_key(err.__cause__):
         text = _unknown_key(err.__cause__)
     elif isinstance(err, HydraException | OmegaConfBaseException):

@@ -1,6 +1,7 @@
 """The Hydra config: where it lives, the defaults that follow from the data set, its checks."""
 
 import difflib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,17 @@ def config_dir() -> str:
     """`conf/` inside an installed wheel, else the top-level `conf/` of a source checkout."""
     packaged = Path(__file__).resolve().parent / "conf"
     return str(packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf")
+
+
+def data_dir_key(overrides: Iterable[str]) -> str:
+    """The setting that chose the data folder, as a user would name it: the last of
+    data.data_dir=, paths.data_dir= on the command line, else $VAE_DATA_DIR if set, else
+    paths.data_dir (its default, ./data)."""
+    for override in reversed(list(overrides)):
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key in ("data.data_dir", "paths.data_dir"):
+            return key
+    return "VAE_DATA_DIR" if os.environ.get("VAE_DATA_DIR") else "paths.data_dir"
 
 
 def apply_dataset_defaults(cfg: DictConfig) -> None:

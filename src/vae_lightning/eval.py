@@ -15,6 +15,7 @@ from typing import Any
 
 import hydra
 import torch
+from hydra.errors import HydraException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
@@ -42,7 +43,7 @@ from vae_lightning.evaluation.metrics import (
 from vae_lightning.models.latent_diagnostics import latent_diagnostics
 from vae_lightning.models.ppca import fit_ppca, ppca_log_likelihood
 from vae_lightning.models.vae import VariationalAutoencoder
-from vae_lightning.schema import check_schema
+from vae_lightning.schema import arguments, check_schema, unknown_key_message
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,12 @@ log = logging.getLogger(__name__)
 def load_data(run: Path, overrides: DictConfig) -> InMemoryDataModule:
     """The run's data module from its saved config.yaml, with the non-null overrides on top."""
     data_cfg = OmegaConf.load(run / "config.yaml").data
-    data_cfg.merge_with({k: v for k, v in overrides.items() if v is not None})
+    settings = {k: v for k, v in overrides.items() if v is not None}
+    known = set(data_cfg) | set(arguments(data_cfg._target_)[0])
+    for key in settings:
+        if key not in known:
+            raise ConfigError(unknown_key_message(f"data.{key}", key, known - {"_target_"}))
+    data_cfg.merge_with(settings)
     check_data_config(data_cfg)
     datamodule = instantiate(data_cfg)
     datamodule.prepare_data()  # missing or corrupt files fail here
@@ -330,7 +336,10 @@ def summary_table(record: dict[str, Any], folder: Path) -> str:
 def hydra_main(cfg: DictConfig) -> None:
     # `data` takes any key of the run's data config; K is the literature's name of the samples.
     try:
-        check_schema(cfg, "eval", config_dir(), ("data",), {"K": "num_importance_samples"})
+        try:
+            check_schema(cfg, "eval", config_dir(), ("data",), {"K": "num_importance_samples"})
+        except HydraException as err:  # a config group the evaluation has not (+data=mnist)
+            exit_with_message(err)
         evaluate(cfg)
     except UserError as err:
         exit_with_message(err)

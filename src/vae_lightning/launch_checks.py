@@ -70,7 +70,7 @@ def job_overrides(config: DictConfig) -> list[list[str]]:
     if _product(len(v) for v in lists) <= MAX_JOBS:
         return [list(job) for job in itertools.product(*lists)]
     first = [values[0] for values in lists]  # one swept key at a time, the others at their first
-    return [first[:i] + [value] + first[i + 1 :] for i, v in enumerate(lists) for value in v]
+    return [[*first[:i], value, *first[i + 1 :]] for i, v in enumerate(lists) for value in v]
 
 
 def _product(numbers) -> int:
@@ -151,4 +151,3 @@ def _is_swept(override: str, config: DictConfig) -> bool:
         o.get_key_element() == key and o.is_sweep_override()
         for o in parser.parse_overrides(arguments)
     )
-

@@ -63,7 +63,7 @@ def composed_defaults(config_name: str, config_dir: str) -> DictConfig:
 def _check_node(
     node: DictConfig, default: Any, path: str, open_nodes: set[str], aliases: dict[str, str]
 ) -> None:
-    params, takes_any = _arguments(node.get("_target_")) if "_target_" in node else ({}, False)
+    params, takes_any = arguments(node.get("_target_")) if "_target_" in node else ({}, False)
     default_keys = set(default) if isinstance(default, DictConfig) else set()
     is_open = takes_any or any(path == o or path.startswith(f"{o}.") for o in open_nodes)
     for key in node:
@@ -104,7 +104,7 @@ def unknown_key_message(
 
 
 @cache
-def _arguments(target: str) -> tuple[dict[str, Any], bool]:
+def arguments(target: str) -> tuple[dict[str, Any], bool]:
     """({argument: annotation} of the target's keyword arguments, whether it takes any key).
 
     A class's arguments are those of its __init__ and, while that passes **kwargs on, of its

@@ -27,6 +27,7 @@ from vae_lightning.config import (
     apply_dataset_defaults,
     check_train_config,
     config_dir,
+    data_dir_key,
     processes_of,
 )
 from vae_lightning.data.datamodule import InMemoryDataModule
@@ -98,6 +99,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             return run.read_summary().get("metrics", {})
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule = instantiate(cfg.data)
+        if HydraConfig.initialized():
+            datamodule.data_dir_key = data_dir_key(HydraConfig.get().overrides.task)
         ckpt_path, resumed = resume_point(cfg, run)
         if rank_zero:
             datamodule.prepare_data()  # missing or corrupt files fail here, before any training

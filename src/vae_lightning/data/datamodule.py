@@ -10,6 +10,7 @@ from torch import Tensor
 
 from vae_lightning.data.files import default_cache_dir
 from vae_lightning.data.loader import EpochOrder, TensorBatchLoader
+from vae_lightning.errors import DataError
 
 BINARIZATIONS = ("dynamic", "static", "none")
 
@@ -68,7 +69,17 @@ class InMemoryDataModule(L.LightningDataModule):
         the settings leave empty, or one they ask more images of than there are, is 0."""
         raise NotImplementedError
 
+    # The setting that chose `data_dir`, named in messages (the entry points set the one the
+    # user set: data.data_dir, paths.data_dir or $VAE_DATA_DIR).
+    data_dir_key = "data.data_dir"
+
     def prepare_data(self) -> None:
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise DataError(
+                f"{self.data_dir_key}={self.data_dir} is a file, not a folder. Point "
+                f"{self.data_dir_key} at the folder that holds the data files (MNIST/raw/..., "
+                "frey_rawface.mat)."
+            )
         self.locate()
 
     def start_loading(self) -> None:

@@ -44,8 +44,10 @@ def fetch(
     urls: Sequence[str],
     checksums: dict[str, str],
     download: bool,
+    key: str = "data.data_dir",
 ) -> Path:
-    """The checked path of `filename`, looked up in `folders` in order.
+    """The checked path of `filename`, looked up in `folders` in order; `key` names the
+    setting that chose the data folder, in the message of a file not found.
 
     If it is in none of them and `download` is set, it is downloaded from the first `url`
     that works into the first folder that can be written, through a temporary file that is
@@ -67,7 +69,7 @@ def fetch(
     raise DataError(
         f"Data file {filename} was not found in {' or '.join(map(str, folders))}.{reason} "
         f"Get it from {urls[0]} and place it at {folders[0] / filename}, or point "
-        "data.data_dir (or the VAE_DATA_DIR environment variable) at a folder that has it."
+        f"{key} at a folder that has it."
     )
 
 

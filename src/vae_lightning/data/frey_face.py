@@ -59,7 +59,9 @@ class FreyFaceDataModule(InMemoryDataModule):
 
     def locate(self) -> None:
         folders = [self.data_dir, self.cache_dir]
-        self.path = fetch(FREY_FILE, folders, [self.url], self.checksums, self.download)
+        self.path = fetch(
+            FREY_FILE, folders, [self.url], self.checksums, self.download, self.data_dir_key
+        )
 
     def split_sizes(self) -> dict[str, int]:
         """The frames of each split, from the shape of 'ff' in the MAT-file's header."""

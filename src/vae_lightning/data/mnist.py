@@ -60,7 +60,7 @@ class MNISTDataModule(InMemoryDataModule):
         for role, gz_name in MNIST_FILES.items():
             urls = [mirror + gz_name for mirror in self.mirrors]
             md5 = self.checksums[role]
-            gz = fetch(gz_name, [folder], urls, {"md5": md5}, self.download)
+            gz = fetch(gz_name, [folder], urls, {"md5": md5}, self.download, self.data_dir_key)
             target = self.cache_dir / "MNIST" / "raw" / gz_name.removesuffix(".gz")
             unpacked[role] = unpacked_copy(gz, md5, target)
         return unpacked

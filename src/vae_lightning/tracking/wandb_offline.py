@@ -115,6 +115,24 @@ def read_run(path: str | Path) -> dict[str, Any]:
     return run
 
 
+def logged_values(path: str | Path) -> tuple[dict[tuple[int, str], float], int]:
+    """({(step, metric): value} of the run's history, the number of pairs logged again), as
+    metrics.csv holds them: the step is Lightning's (``trainer/global_step``); W&B's own keys
+    (``_step``, ...), the trainer's axes, ``epoch`` and images are left out."""
+    values: dict[tuple[int, str], float] = {}
+    repeats = 0
+    for row in read_run(path)["history"]:
+        if "trainer/global_step" not in row:
+            continue
+        step = int(row["trainer/global_step"])
+        for key, value in row.items():
+            if key.startswith(("_", "trainer/")) or key == "epoch" or isinstance(value, str):
+                continue
+            repeats += (step, key) in values
+            values[step, key] = float(value)
+    return values, repeats
+
+
 def describe(path: str | Path) -> dict[str, Any]:
     """A short account of a run: scalar keys, image keys, config keys, summary."""
     run = read_run(path)

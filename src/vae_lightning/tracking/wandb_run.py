@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from vae_lightning.config import processes_of
 from vae_lightning.tracking.csv_logger import CSVLogger
 from vae_lightning.tracking.wandb_options import (
     HYDRA_KEYS,
@@ -29,6 +30,7 @@ from vae_lightning.tracking.wandb_options import (
     resolve_mode,
     run_name_and_group,
 )
+from vae_lightning.tracking.wandb_replay import replay
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +143,8 @@ def create_loggers(
     """The loggers of `cfg.logger`; W&B ones started now, falling back to offline, then off.
 
     Resuming, the CSV logger continues `metrics.csv` from `resume_step` and the W&B logger
-    continues the W&B run `wandb_run_id` (W&B's resume), so a training is one record however
-    often it was interrupted.
+    continues the W&B run `wandb_run_id` (W&B's resume), first completed from metrics.csv
+    (`wandb_replay`), so a training is one record however often it was interrupted.
     """
     loggers = []
     for key, node in (cfg.get("logger") or {}).items():
@@ -150,6 +152,17 @@ def create_loggers(
             continue
         if is_wandb_node(node):
             if (logger := start_wandb(key, node, cfg, wandb_run_id)) is not None:
+                if resume_step is not None and rank_zero_only.rank == 0:
+                    samples_per_step = cfg.data.batch_size * (processes_of(cfg.trainer) or 1)
+                    run_dir = Path(cfg.paths.output_dir)
+                    logger._guard(
+                        "replaying metrics.csv",
+                        replay,
+                        logger,
+                        run_dir,
+                        resume_step,
+                        samples_per_step,
+                    )
                 loggers.append(logger)
         elif issubclass(get_class(node._target_), CSVLogger):
             loggers.append(instantiate(node, resume_step=resume_step))
