@@ -5,7 +5,7 @@ a sweep and an Optuna search. W&B is not silenced here (the other tests silence 
 import re
 
 import pytest
-from conftest import run_cli, tiny_overrides
+from conftest import run_cli, run_forked, tiny_overrides
 
 WARNING = re.compile(r"warn|💡|\.py:\d+: ", re.IGNORECASE)
 # W&B's own lines ("wandb: Run history:", its sparklines) and Optuna's ("[I 2026-...] A new
@@ -72,3 +72,13 @@ def test_a_sweep_prints_no_noise(tiny_data, tmp_path, sweep):
     assert noise(console) == []
     assert len(wandb_lines(console)) == 2  # one per job
     assert "Sweep " in console and "best first" in console  # the sweep's table is still there
+
+
+def test_help_starts_with_a_short_guide(tmp_path):
+    result = run_forked("vae_lightning.train", ["--help"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[:16]
+    assert first[0].startswith("Train a variational autoencoder")
+    assert any(line.strip().startswith("python -m vae_lightning.eval ckpt_path=") for line in first)
+    assert any("auto_resume=true" in line for line in first)
+    assert "== Config groups (group=option) ==" in result.stdout

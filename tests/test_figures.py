@@ -162,8 +162,9 @@ def test_training_curves_draw_each_epochs_elbos_from_metrics_csv(tmp_path):
     [ax] = fig.axes
     train, val = ax.lines
     assert (train.get_label(), val.get_label()) == ("train/elbo", "val/elbo")
-    assert list(train.get_xdata()) == [1, 2] and list(train.get_ydata()) == [-130.0, -110.0]
-    assert list(val.get_xdata()) == [1] and train.get_marker() == "o"
+    # Epochs counted from 0, as the console and the checkpoint names count them.
+    assert list(train.get_xdata()) == [0, 1] and list(train.get_ydata()) == [-130.0, -110.0]
+    assert list(val.get_xdata()) == [0] and train.get_marker() == "o"
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "ELBO (nats per data point)")
     assert ax.get_title() == "Training curves"
     save_training_curves(metrics, tmp_path / "curves.png")
@@ -244,16 +245,21 @@ def test_a_titled_grid_is_drawn_8_inches_wide_under_its_wrapped_title():
     np.testing.assert_array_equal(image.get_array(), np.asarray(grid.convert("L")))
 
 
-def test_a_manifolds_grid_names_z1_and_z2_at_the_centres_of_five_cells_a_side():
+def test_a_manifolds_grid_names_z1_and_z2_at_cell_centres_alike_either_side():
     size = 10
     axes = torch.stack([torch.linspace(-2, 2, size), torch.linspace(-1, 3, size)], 1)
     grid = Image.new("L", (size * 4, size * 6), 128)  # cells of 4 x 6 pixels
     [ax] = figures.titled_grid_figure(grid, "Manifold", axes).axes
     assert ax.axison and (ax.get_xlabel(), ax.get_ylabel()) == ("$z_1$", "$z_2$")
-    cells = (0, 2, 4, 6, 8)  # every second cell of 10: five ticks a side, at cell centres
+    # Cells i and 9 - i for every second i: both ends and the same ticks either side.
+    cells = (0, 2, 4, 5, 7, 9)
     assert list(ax.get_xticks()) == [(i + 0.5) * 4 for i in cells]
     assert list(ax.get_yticks()) == [(i + 0.5) * 6 for i in cells]
     assert [t.get_text() for t in ax.get_xticklabels()] == [f"{axes[i, 0]:.2f}" for i in cells]
+    assert (
+        ax.get_xticklabels()[0].get_text() == "-2.00"
+        and ax.get_xticklabels()[-1].get_text() == "2.00"
+    )
     rows = axes[:, 1].flip(0)  # z_2 decreases down the rows
     assert [t.get_text() for t in ax.get_yticklabels()] == [f"{rows[i]:.2f}" for i in cells]
     [ax] = figures.titled_grid_figure(grid, "Manifold", axes[:3]).axes  # a tick in every row

@@ -27,6 +27,7 @@ import matplotlib
 matplotlib.use("Agg")
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 from omegaconf import OmegaConf
 from PIL import Image
 from torch import Tensor
@@ -274,6 +275,7 @@ def save_elbo_curves(records: list[Record], path: Path) -> None:
         if band := PAPER_BANDS.get((runs[0].data, latent)):
             ax.axhspan(*band, color="grey", alpha=0.25, label="paper, after $10^8$")
         ax.set(xscale="log", title=f"{runs[0].title}, latent {latent}", xlabel="training samples")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decades labelled, never overlapping
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", loc="lower right")
     axes[0].set_ylabel("ELBO (nats per data point)")

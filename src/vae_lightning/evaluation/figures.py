@@ -69,7 +69,10 @@ def titled_grid_figure(grid: Image.Image, title: str, axes: Tensor | None = None
     if axes is not None:
         size = len(axes)
         cell_x, cell_y = image.width / size, image.height / size
-        ticks = range(0, size, max(1, size // 5))
+        # Cells i and size - 1 - i alike: both ends (+-1.96 on the prior's grid) and a tick
+        # about every fifth of the side, the same either side of the centre.
+        step = max(1, size // 5)
+        ticks = sorted({j for i in range(0, (size + 1) // 2, step) for j in (i, size - 1 - i)})
         ax.set_xticks([(i + 0.5) * cell_x for i in ticks], [f"{axes[i, 0]:.2f}" for i in ticks])
         rows = axes[:, 1].flip(0)  # z_2 decreases down the rows
         ax.set_yticks([(i + 0.5) * cell_y for i in ticks], [f"{rows[i]:.2f}" for i in ticks])
@@ -201,13 +204,14 @@ def read_epoch_curves(
 
 
 def training_curves_figure(metrics_csv: Path) -> Figure:
-    """Train and validation ELBO per epoch (counted from 1), from the run's metrics.csv."""
+    """Train and validation ELBO per epoch (counted from 0, as the console, the checkpoint
+    names and the figures' titles count them), from the run's metrics.csv."""
     curves = read_epoch_curves(metrics_csv, ("train/elbo", "val/elbo"))
     fig, ax = plt.subplots(figsize=PLOT_SIZE_INCHES, dpi=PLOT_DPI)
     for key, points in curves.items():
         if points:
             epochs, values = zip(*points, strict=True)
-            ax.plot([e + 1 for e in epochs], values, marker="o", label=key)
+            ax.plot(epochs, values, marker="o", label=key)
     ax.set(xlabel="epoch", ylabel="ELBO (nats per data point)", title="Training curves")
     ax.legend()
     ax.grid(alpha=0.3)
