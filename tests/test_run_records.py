@@ -352,7 +352,6 @@ def test_a_sweep_killed_during_job_3_resumes_without_retraining_finished_jobs(ti
         *ARGS,
         "model.latent_dim=2,3,4,5",
         f"hydra.sweep.dir={sweep}",
-        "auto_resume=true",
     ]
     kill = _fault("KillAtStep", 7, job=2)
     killed = run_cli("vae_lightning.train", [*args, *kill], tmp_path, **_env())
@@ -364,15 +363,19 @@ def test_a_sweep_killed_during_job_3_resumes_without_retraining_finished_jobs(ti
         "new",
     ]
     finished = {
-        p: p.read_bytes()
+        p: (p.read_bytes(), p.stat().st_mtime_ns)
         for j in (0, 1)
         for p in (sweep / str(j)).rglob("*")
-        if p.is_file() and ".hydra" not in p.parts and p.name != "train.log"
+        if p.is_file()
     }
+    assert any(".hydra" in p.parts for p in finished) and any(
+        p.name == "train.log" for p in finished
+    )
 
-    again = run_cli("vae_lightning.train", args, tmp_path, **_env())
+    # The README's command to resume a sweep: the same one, with auto_resume=true.
+    again = run_cli("vae_lightning.train", [*args, "auto_resume=true"], tmp_path, **_env())
     assert again.returncode == 0, again.stderr[-3000:]
-    assert all(path.read_bytes() == content for path, content in finished.items())
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in finished} == finished
     assert [RunFolder(sweep / str(j)).state() for j in range(4)] == ["completed"] * 4
     resumed = json.loads((sweep / "2" / "summary.json").read_text())["resumed_from"]
     assert [r["step"] for r in resumed] == [6]

@@ -16,6 +16,7 @@ MISTAKES = [
     (TRAIN, ["+model.latnet_dim=5"], ["model.latnet_dim", "model.latent_dim"]),
     (TRAIN, ["+model.kl_weigth=0.5"], ["model.kl_weigth", "model.kl_weight"]),
     (TRAIN, ["+trainer.max_epoch=3"], ["trainer.max_epoch", "trainer.max_epochs"]),
+    (TRAIN, ["trainer.gradient_clip_val=1.0"], ["add it with a +", "+trainer.gradient_clip_val="]),
     (TRAIN, ["model.optimizer.lr=fast"], ["model.optimizer.lr=fast", "a number"]),
     (TRAIN, ["trainer.max_epochs=ten"], ["trainer.max_epochs=ten", "an integer"]),
     (TRAIN, ["trainer.precision=fp8"], ["trainer.precision=fp8", "bf16-mixed"]),

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from vae_lightning.errors import UserError
-from vae_lightning.schema import unknown_key_message
+from vae_lightning.schema import arguments, unknown_key_message
 from vae_lightning.training.console import drop_third_party_notices
 
 log = logging.getLogger(__name__)
@@ -105,5 +105,11 @@ def _is_unknown_key(err: OmegaConfBaseException) -> bool:
 
 
 def _unknown_key(err: OmegaConfBaseException) -> str:
-    known = {str(k) for k in err.parent_node}
-    return unknown_key_message(str(err.full_key), str(err.key), known)
+    node, key, full = err.parent_node, str(err.key), str(err.full_key)
+    target = node.get("_target_") if isinstance(node.get("_target_"), str) else None
+    if target is not None and key in arguments(target)[0]:
+        return (
+            f"{full} is an argument of {target} that the config files do not set: add it with "
+            f"a +, e.g. +{full}=VALUE."
+        )
+    return unknown_key_message(full, key, {str(k) for k in node})

@@ -305,9 +305,9 @@ def latent_rows(latent: dict[str, Any]) -> list[str]:
         f"  {'active units':<34} {latent['active_units']:>11} of {len(kl)} "
         f"(A_u > {latent['active_unit_threshold']:g})",
         f"  {'mutual information I_q(x; z)':<34} {latent['mutual_info']:>11.3f} "
-        f"(over {latent['mutual_info_points']} points, at most log N = "
+        f"(over {latent['mutual_info_points']} points: a lower bound, at most log N = "
         f"{latent['mutual_info_bound']:.3f})",
-        f"  {'KL(q(z) || p(z)) = KL - MI':<34} {latent['marginal_kl']:>11.3f}",
+        f"  {'KL(q(z) || p(z)) = KL - MI':<34} {latent['marginal_kl']:>11.3f} (an upper bound)",
         f"  {'KL per dimension, largest first':<34} {largest}",
     ]
 

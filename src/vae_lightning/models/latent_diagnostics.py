@@ -8,13 +8,17 @@ For q(z|x) = N(mu(x), diag sigma^2(x)) and p(z) = N(0, I), over the N data point
 - KL per dimension: E_x[KL(q(z_j|x) || p(z_j))] = E_x[1/2 (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)],
   in nats; their sum is the ELBO's KL term.
 - Mutual information I_q(x; z) = E_x E_q(z|x)[log q(z|x) - log q(z)] (Hoffman & Johnson,
-  ELBO surgery, 2016), with the aggregate posterior q(z) = 1/N sum_n q(z|x_n) taken as the
-  mixture over the same N points and one draw z_i ~ q(z|x_i) per point. The estimate is
-  biased (the mixture holds z_i's own component) and at most log N, since
-  log q(z_i) >= log q(z_i|x_i) - log N; a Monte Carlo average, it can fall slightly below 0
-  where the information is about 0. Compare models on the same number of points.
+  ELBO surgery, 2016), with the aggregate posterior q(z) = 1/N sum_n q(z|x_n) the mixture over
+  the same N points and one draw z_i ~ q(z|x_i) per point. For x uniform over these N points
+  this is an unbiased Monte Carlo estimate of I_q, which is then at most log N (x takes N
+  values); as an estimate of I_q over the data distribution it is a lower bound in
+  expectation (the InfoNCE bound, van den Oord et al. 2018, with critic log q(z|x); Poole et
+  al. 2019), close only while I_q is well below log N. An estimate near log N says that I_q
+  is at least about log N, no more. A Monte Carlo average, it can fall slightly below 0 where
+  the information is about 0. Compare models on the same number of points.
 - The marginal KL: E_x KL(q(z|x) || p(z)) = I_q(x; z) + KL(q(z) || p(z)) (Hoffman & Johnson),
-  so KL(q(z) || p(z)) is reported as the difference of the two estimates.
+  so KL(q(z) || p(z)) is reported as the difference of the two estimates (with the lower
+  bound on I_q, an upper bound on it).
 """
 
 import math
