@@ -26,7 +26,11 @@ from vae_lightning.train import train
             ConfigError,
             ["every_n_train_steps", "train_time_interval=null"],
         ),
-        ("paths.data_dir=/nonexistent", DataError, ["train-images-idx3-ubyte.gz", "VAE_DATA_DIR"]),
+        (
+            "paths.data_dir=/nonexistent",
+            DataError,
+            ["train-images-idx3-ubyte.gz", "point paths.data_dir (or the VAE_DATA_DIR"],
+        ),
     ],
 )
 def test_bad_config_is_refused_before_training(

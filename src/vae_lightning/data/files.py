@@ -66,10 +66,11 @@ def fetch(
                 except (OSError, RuntimeError, ValueError) as err:
                     failures.append(f"{url}: {err}")
     reason = f" Download failed ({'; '.join(failures)})." if failures else ""
+    also = "" if key == "VAE_DATA_DIR" else " (or the VAE_DATA_DIR environment variable)"
     raise DataError(
         f"Data file {filename} was not found in {' or '.join(map(str, folders))}.{reason} "
         f"Get it from {urls[0]} and place it at {folders[0] / filename}, or point "
-        f"{key} at a folder that has it."
+        f"{key}{also} at a folder that has it."
     )
 
 
