@@ -106,23 +106,56 @@ def latent_diagnostics(
 
 
 class LatentDiagnostics(Metric):
-    """Gathers mu(x) and log sigma^2(x) of every point of an epoch (all processes under DDP)
-    and computes `latent_diagnostics` over them at the epoch's end."""
+    """The diagnostics of an epoch's points, gathered batch by batch (summed over processes
+    under DDP): the sums of mu(x), mu(x)^2 and the KL per dimension over every point, in
+    float64, and the posteriors of the split's first ``mutual_info_points`` points (its order
+    is fixed, so every epoch's estimate uses the same points; None: all points).
+
+    Active units and the KL per dimension are those of `latent_diagnostics` over all points;
+    the mutual information is over the points kept.
+    """
 
     full_state_update = False
 
-    def __init__(
-        self, threshold: float = 0.01, mutual_info_points: int | None = 1000, seed: int = 0
-    ) -> None:
+    def __init__(self, threshold: float = 0.01, mutual_info_points: int | None = 500) -> None:
         super().__init__()
-        self.threshold, self.mutual_info_points, self.seed = threshold, mutual_info_points, seed
+        self.threshold, self.mutual_info_points = threshold, mutual_info_points
+        for name in ("sum_mu", "sum_mu_squared", "sum_kl"):
+            self.add_state(name, torch.zeros(0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("mu", [], dist_reduce_fx="cat")
         self.add_state("logvar", [], dist_reduce_fx="cat")
 
     def update(self, mu: Tensor, logvar: Tensor) -> None:
-        self.mu.append(mu.detach().float())
-        self.logvar.append(logvar.detach().float())
+        mu, logvar = mu.detach().float(), logvar.detach().float()
+        if self.sum_mu.numel() == 0:
+            zeros = torch.zeros(mu.shape[-1], dtype=torch.float64, device=mu.device)
+            self.sum_mu, self.sum_mu_squared, self.sum_kl = zeros, zeros.clone(), zeros.clone()
+        squares = mu * mu
+        self.sum_mu += mu.sum(0, dtype=torch.float64)
+        self.sum_mu_squared += squares.sum(0, dtype=torch.float64)
+        self.sum_kl += (0.5 * (squares + logvar.exp() - 1 - logvar)).sum(0, dtype=torch.float64)
+        self.count += len(mu)
+        kept = sum(len(m) for m in self.mu)
+        room = len(mu) if self.mutual_info_points is None else self.mutual_info_points - kept
+        if room > 0:
+            self.mu.append(mu[:room])
+            self.logvar.append(logvar[:room])
 
     def compute(self) -> dict:
+        mean = self.sum_mu / self.count
+        activity = (self.sum_mu_squared / self.count - mean.pow(2)).clamp_min(0)
+        kl = self.sum_kl / self.count
         mu, logvar = (torch.cat(s) if isinstance(s, list) else s for s in (self.mu, self.logvar))
-        return latent_diagnostics(mu, logvar, self.threshold, self.mutual_info_points, self.seed)
+        info = mutual_information(mu, logvar, torch.Generator(mu.device).manual_seed(0))
+        return {
+            "active_units": int((activity > self.threshold).sum()),
+            "active_unit_threshold": self.threshold,
+            "unit_activity": activity.tolist(),
+            "kl_per_dim": kl.tolist(),
+            "kl": kl.sum().item(),
+            "mutual_info": info,
+            "mutual_info_points": len(mu),
+            "mutual_info_bound": math.log(len(mu)),
+            "marginal_kl": kl.sum().item() - info,
+        }
