@@ -42,9 +42,10 @@ def check_budget(
         # The images the held-out splits are cut from: MNIST's validation split comes from its
         # training file, Frey Face's validation and test splits from its one file.
         pool = sizes["train"] + sizes["val"] + (sizes["test"] if "test_size" in data else 0)
+        held = _held_out(data)
         raise ConfigError(
-            f"{_held_out(data)} leave {sizes['train']} of the {pool:,} images for training: "
-            f"hold out at most {pool - processes:,} in all."
+            f"{held} {'leave' if ' and ' in held else 'leaves'} {sizes['train']} of the "
+            f"{pool:,} images for training: hold out at most {pool - processes:,} in all."
         )
     batches = math.ceil(sizes["train"] // processes / data.batch_size)
     limit = trainer.get("limit_train_batches")

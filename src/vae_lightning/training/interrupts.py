@@ -53,7 +53,7 @@ class GracefulInterrupt(L.Callback):
         if not isinstance(exception, SIGTERMException) or trainer.checkpoint_callback is None:
             return
         self.checkpoint = Path(trainer.checkpoint_callback.dirpath) / "last.ckpt"
-        trainer.save_checkpoint(self.checkpoint)
+        trainer.save_checkpoint(self.checkpoint, weights_only=False)  # optimiser and loops too
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for signum, handler in self._previous.items():
