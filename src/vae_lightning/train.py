@@ -135,8 +135,10 @@ def train_in(
     if isinstance(datamodule, InMemoryDataModule):
         datamodule.start_loading()  # read while the loggers and the Trainer start
     if rank_zero:
-        # A run resumed after a failure is running again: the old error no longer describes it.
-        summary = {k: v for k, v in run.read_summary().items() if k != "error"}
+        # A run resumed after a failure or an interrupt is running again: the old error or
+        # interrupt no longer describes it (resumed_from keeps where it went on from).
+        stale = ("error", "interrupted")
+        summary = {k: v for k, v in run.read_summary().items() if k not in stale}
         started = datetime.now().isoformat(timespec="seconds")
         history = summary.get("resumed_from", []) + ([resumed] if resumed else [])
         run.write_summary(

@@ -36,6 +36,7 @@ class EpochTable(L.Callback):
         self._val: dict[str, float] = {}
         self._header_written = False
         self.earlier_seconds = 0.0  # training time of the processes before this one
+        self._restored_seconds = 0.0
 
     def elapsed(self) -> float:
         """Seconds of training so far, over every process of the run."""
@@ -45,11 +46,13 @@ class EpochTable(L.Callback):
         return {"elapsed_s": self.elapsed(), "best_val_elbo": self._best}
 
     def load_state_dict(self, state: dict[str, float]) -> None:
-        self.earlier_seconds = float(state.get("elapsed_s", 0.0))
+        # Taken up when training starts: testing a checkpoint restores its state too.
+        self._restored_seconds = float(state.get("elapsed_s", 0.0))
         self._best = float(state.get("best_val_elbo", -math.inf))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
+        self.earlier_seconds = self._restored_seconds
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
