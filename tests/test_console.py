@@ -38,6 +38,8 @@ def test_a_default_run_prints_a_row_per_epoch_and_no_noise(tiny_data, tmp_path):
     [wandb_run] = tmp_path.glob("outputs/train/runs/*/wandb/offline-run-*")
     assert [line.endswith(f"`wandb sync {wandb_run}`.") for line in wandb_lines(console)] == [True]
     assert "val/elbo=" in console  # the progress bar shows the last validation ELBO
+    assert "v_num" not in console  # but not the W&B run's id, which the line above names
+    assert "GPU available" not in console and "Seed set" not in console
 
     [log_file] = tmp_path.glob("outputs/train/runs/*/train.log")
     for text in (console, log_file.read_text()):

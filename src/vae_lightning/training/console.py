@@ -21,6 +21,7 @@ import warnings
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from lightning.pytorch.callbacks import TQDMProgressBar
 from omegaconf import DictConfig
 
 _DROPPED_WARNINGS = (
@@ -83,3 +84,13 @@ class ProgressBarAwareHandler(logging.StreamHandler):
 
         with tqdm.external_write_mode(file=self.stream):
             super().emit(record)
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar without the logger's version (``v_num``, a W&B run id here,
+    which the run's one log line already names)."""
+
+    def get_metrics(self, trainer: Any, pl_module: Any) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
