@@ -34,8 +34,7 @@ _ROWS = 1024
 
 def kl_per_dimension(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(q(z_j|x) || N(0, 1)) = 1/2 (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2) of every point
-    and dimension, shape of mu, float64; summed over j it is models.elbo.gaussian_kl."""
-    mu, logvar = mu.double(), logvar.double()
+    and dimension, shape and dtype of mu; summed over j it is models.elbo.gaussian_kl."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)
 
 
@@ -86,12 +85,16 @@ def latent_diagnostics(
     """
     generator = torch.Generator(device=mu.device).manual_seed(seed)
     activity = unit_activity(mu)
-    kl = kl_per_dimension(mu, logvar).mean(0)
-    points = len(mu)
-    if mutual_info_points is not None and mutual_info_points < points:
-        keep = torch.randperm(points, generator=generator, device=mu.device)[:mutual_info_points]
-        mu, logvar, points = mu[keep], logvar[keep], mutual_info_points
+    kl = kl_per_dimension(mu.double(), logvar.double()).mean(0)
+    if mutual_info_points is not None and mutual_info_points < len(mu):
+        keep = torch.randperm(len(mu), generator=generator, device=mu.device)[:mutual_info_points]
+        mu, logvar = mu[keep], logvar[keep]
     info = mutual_information(mu, logvar, generator)
+    return _summary(activity, kl, threshold, info, len(mu))
+
+
+def _summary(activity: Tensor, kl: Tensor, threshold: float, info: float, points: int) -> dict:
+    """The diagnostics as eval.json records them (see the module)."""
     return {
         "active_units": int((activity > threshold).sum()),
         "active_unit_threshold": threshold,
@@ -109,7 +112,8 @@ class LatentDiagnostics(Metric):
     """The diagnostics of an epoch's points, gathered batch by batch (summed over processes
     under DDP): the sums of mu(x), mu(x)^2 and the KL per dimension over every point, in
     float64, and the posteriors of the split's first ``mutual_info_points`` points (its order
-    is fixed, so every epoch's estimate uses the same points; None: all points).
+    is fixed, so every epoch's estimate uses the same points; each process's first under
+    DDP; None: all points).
 
     Active units and the KL per dimension are those of `latent_diagnostics` over all points;
     the mutual information is over the points kept.
@@ -131,10 +135,9 @@ class LatentDiagnostics(Metric):
         if self.sum_mu.numel() == 0:
             zeros = torch.zeros(mu.shape[-1], dtype=torch.float64, device=mu.device)
             self.sum_mu, self.sum_mu_squared, self.sum_kl = zeros, zeros.clone(), zeros.clone()
-        squares = mu * mu
         self.sum_mu += mu.sum(0, dtype=torch.float64)
-        self.sum_mu_squared += squares.sum(0, dtype=torch.float64)
-        self.sum_kl += (0.5 * (squares + logvar.exp() - 1 - logvar)).sum(0, dtype=torch.float64)
+        self.sum_mu_squared += mu.pow(2).sum(0, dtype=torch.float64)
+        self.sum_kl += kl_per_dimension(mu, logvar).sum(0, dtype=torch.float64)
         self.count += len(mu)
         kept = sum(len(m) for m in self.mu)
         room = len(mu) if self.mutual_info_points is None else self.mutual_info_points - kept
@@ -148,14 +151,4 @@ class LatentDiagnostics(Metric):
         kl = self.sum_kl / self.count
         mu, logvar = (torch.cat(s) if isinstance(s, list) else s for s in (self.mu, self.logvar))
         info = mutual_information(mu, logvar, torch.Generator(mu.device).manual_seed(0))
-        return {
-            "active_units": int((activity > self.threshold).sum()),
-            "active_unit_threshold": self.threshold,
-            "unit_activity": activity.tolist(),
-            "kl_per_dim": kl.tolist(),
-            "kl": kl.sum().item(),
-            "mutual_info": info,
-            "mutual_info_points": len(mu),
-            "mutual_info_bound": math.log(len(mu)),
-            "marginal_kl": kl.sum().item() - info,
-        }
+        return _summary(activity, kl, self.threshold, info, len(mu))
