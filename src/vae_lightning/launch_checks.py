@@ -13,6 +13,7 @@ the command itself, as any user error does: its message, exit status 2.
 """
 
 import itertools
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,30 +55,27 @@ def _values(override: Override) -> list[str]:
     return []  # a sweep this check cannot list
 
 
-def job_overrides(config: DictConfig) -> list[list[str]]:
-    """The override lists of the jobs to check (see the module)."""
+def sweep_overrides(config: DictConfig) -> list[Override]:
+    """The sweep's overrides: `hydra.sweeper.params`' (a search space), then the command line's."""
     params = config.hydra.sweeper.get("params") or {}
-    arguments = [f"{k}={v}" for k, v in params.items()]
-    arguments += list(config.hydra.overrides.task)
+    arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    return parser.parse_overrides(arguments)
+
+
+def job_overrides(overrides: list[Override]) -> list[list[str]]:
+    """The override lists of the jobs to check (see the module)."""
     keyed = {}
-    for override in parser.parse_overrides(arguments):
+    for override in overrides:
         key = override.get_key_element()
         keyed[key] = [f"{key}={value}" for value in _values(override)] or keyed.get(key, [])
     lists = [values for values in keyed.values() if values]
     if len(lists) == 0:
         return [[]]
-    if _product(len(v) for v in lists) <= MAX_JOBS:
+    if math.prod(len(v) for v in lists) <= MAX_JOBS:
         return [list(job) for job in itertools.product(*lists)]
     first = [values[0] for values in lists]  # one swept key at a time, the others at their first
     return [[*first[:i], value, *first[i + 1 :]] for i, v in enumerate(lists) for value in v]
-
-
-def _product(numbers) -> int:
-    total = 1
-    for n in numbers:
-        total *= n
-    return total
 
 
 class OutputFolderCheck(Callback):
@@ -117,7 +115,10 @@ class SweepCheck(Callback):
         check: Callable[[DictConfig], None] = get_method(self.check)
         loader = GlobalHydra.instance().config_loader()
         before = HydraConfig.instance().cfg
-        jobs = job_overrides(config)
+        overrides_of_sweep = sweep_overrides(config)
+        jobs = job_overrides(overrides_of_sweep)
+        # The keys that tell jobs apart, named in a refusal.
+        swept = {o.get_key_element() for o in overrides_of_sweep if o.is_sweep_override()}
         try:
             for number, overrides in enumerate(jobs):
                 job = loader.load_sweep_config(config, overrides)
@@ -132,22 +133,9 @@ class SweepCheck(Callback):
                 try:
                     check(task)
                 except UserError as err:
-                    shown = " ".join(o for o in overrides if _is_swept(o, config)) or "-"
+                    shown = " ".join(o for o in overrides if o.split("=", 1)[0] in swept)
                     raise ConfigError(
-                        f"Job {number} of {len(jobs)} ({shown}): {err} Nothing was trained."
+                        f"Job {number} of {len(jobs)} ({shown or '-'}): {err} Nothing was trained."
                     ) from err
         finally:
             HydraConfig.instance().cfg = before
-
-
-def _is_swept(override: str, config: DictConfig) -> bool:
-    """Whether a job's override comes from a swept key (the ones that tell jobs apart)."""
-    key = override.split("=", 1)[0]
-    arguments = list(config.hydra.overrides.task) + list(
-        f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()
-    )
-    parser = OverridesParser.create()
-    return any(
-        o.get_key_element() == key and o.is_sweep_override()
-        for o in parser.parse_overrides(arguments)
-    )

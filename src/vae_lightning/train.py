@@ -295,14 +295,10 @@ def write_summary(
         metrics={k: metrics[k] for k in sorted(metrics) if not k.endswith("_step")},
     )
     # The epochs' median speed, as summary.json holds it, not the last epoch's.
-    # Per-dimension KLs are in summary.json and metrics.csv; the table keeps to one screen.
-    rows = [
-        (k, f"{v:.3f}")
-        for k, v in summary["metrics"].items()
-        if k != "train/samples_per_sec" and "/kl_dim_" not in k
-    ]
+    rows = [(k, f"{v:.3f}") for k, v in summary["metrics"].items() if k != "train/samples_per_sec"]
     if rates:
-        rows.append(("train samples/s (median epoch)", f"{statistics.median(rates):.0f}"))
+        median = summary["train_samples_per_sec_median"]
+        rows.append(("train samples/s (median epoch)", f"{median:.0f}"))
     rows.append(("wall time (s)", f"{summary['wall_time_s']:.1f}"))
     width = max(len(k) for k, _ in rows)
     log.info(

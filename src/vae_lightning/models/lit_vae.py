@@ -45,8 +45,8 @@ class VAE(L.LightningModule):
     with ``_partial_: true``.
     The latent diagnostics of each validation and test epoch (models/latent_diagnostics.py):
     ``{val,test}/active_units`` (units whose posterior mean varies by more than
-    ``active_unit_threshold`` over the split), ``mutual_info`` (over ``mutual_info_points``
-    seeded points of the split, null: all), ``marginal_kl`` and ``kl_dim_<j>`` per latent
+    ``active_unit_threshold`` over the split), ``mutual_info`` (over the split's first
+    ``mutual_info_points`` points, null: all), ``marginal_kl`` and ``kl_dim_<j>`` per latent
     dimension; a validation epoch in which every dimension's KL is below
     ``collapse_threshold`` nats logs one warning line.
     """

@@ -63,7 +63,7 @@ def check_budget(
             )
     if cfg.get("test"):
         test_limit = trainer.get("limit_test_batches")
-        if sizes["test"] == 0 or (_limited(1, test_limit) < 1 and test_limit is not None):
+        if sizes["test"] == 0 or _limited(1, test_limit) < 1:
             cause = (
                 f"trainer.limit_test_batches={test_limit} leaves no test batch"
                 if sizes["test"]
