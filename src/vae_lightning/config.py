@@ -2,7 +2,7 @@
 
 import difflib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from vae_lightning.data.datamodule import BINARIZATIONS
 from vae_lightning.errors import ConfigError
 from vae_lightning.models.decoders import CONTINUOUS_LIKELIHOODS, LIKELIHOODS
+from vae_lightning.models.lit_vae import plain
 from vae_lightning.models.mlp import ACTIVATIONS
+from vae_lightning.models.networks import ProtocolError
 from vae_lightning.models.objectives import OBJECTIVES
+from vae_lightning.models.vae import VariationalAutoencoder
 
 
 def config_dir() -> str:
@@ -112,6 +115,38 @@ def check_model_config(model: DictConfig) -> None:
     points = model.get("mutual_info_points")
     if points is not None and not (_is_int(points) and points > 1):
         _fail("model.mutual_info_points", points, "null (all the points) or an integer > 1")
+
+
+# What each network must do, said when one does not (models/networks.py).
+NETWORK_PROTOCOL = {
+    "encoder": "An encoder takes images of shape (batch, *image_shape) and returns "
+    "(mu, logvar), each of shape (batch, model.latent_dim).",
+    "decoder": "A decoder has log_likelihood(x, z), log p(x|z) of shape (..., batch) for x of "
+    "shape (batch, pixels), and mean(z), E[x|z] of shape (..., pixels).",
+}
+
+
+def check_networks(model: DictConfig, image_shape: Sequence[int]) -> None:
+    """Build the model's encoder and decoder for images of ``image_shape`` and refuse any that
+    cannot be built or breaks the protocol, naming its config key."""
+    try:
+        VariationalAutoencoder(
+            image_shape,
+            model.latent_dim,
+            model.hidden_dims,
+            model.activation,
+            model.likelihood,
+            model.variance,
+            model.min_variance,
+            plain(model.get("encoder")),
+            plain(model.get("decoder")),
+        )
+    except ProtocolError as err:
+        target = (model.get(err.role) or {}).get("_target_")
+        raise ConfigError(
+            f"model.{err.role}._target_={target}: the {err.role} {err.reason.rstrip('.')}. "
+            f'{NETWORK_PROTOCOL[err.role]} See the README\'s "Your own networks".'
+        ) from err
 
 
 def check_data_config(data: DictConfig) -> None:

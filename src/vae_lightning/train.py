@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from vae_lightning.cli import exit_with_message, run_app
 from vae_lightning.config import (
     apply_dataset_defaults,
+    check_networks,
     check_train_config,
     config_dir,
     data_dir_key,
@@ -32,6 +33,7 @@ from vae_lightning.config import (
 )
 from vae_lightning.data.datamodule import InMemoryDataModule
 from vae_lightning.errors import ConfigError, RunInterrupted, UserError
+from vae_lightning.models.networks import DEFAULT_DECODER, DEFAULT_ENCODER
 from vae_lightning.schema import check_schema
 from vae_lightning.tracking.wandb_options import check_wandb_config
 from vae_lightning.tracking.wandb_run import (
@@ -53,6 +55,7 @@ from vae_lightning.training.run_folder import RunFolder, refuse_to_overwrite
 log = logging.getLogger(__name__)
 # Nodes that take any key: wandb.init's options, checked by check_wandb_config.
 OPEN_NODES = ("logger.wandb",)
+NETWORKS = (("encoder", DEFAULT_ENCODER), ("decoder", DEFAULT_DECODER))
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -104,6 +107,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ckpt_path, resumed = resume_point(cfg, run)
         if rank_zero:
             datamodule.prepare_data()  # missing or corrupt files fail here, before any training
+            check_networks(cfg.model, datamodule.image_shape)
             sizes = datamodule.split_sizes()
             # A run resumed in its own folder may have trained its whole budget before it was
             # stopped: it still has its test and summary to write.
@@ -225,10 +229,17 @@ def fit_and_test(
 
 
 def model_description(model: DictConfig) -> str:
-    """The model in a few words, e.g. 'a VAE (elbo, bernoulli decoder, hidden [500], latent 20)'."""
+    """The model in a few words, e.g. 'a VAE (elbo, bernoulli decoder, hidden [500], latent
+    20)', or with other networks 'a VAE (elbo, bernoulli decoder, ConvEncoder + conv_decoder,
+    latent 20)'."""
+    targets = [(model.get(role) or default)["_target_"] for role, default in NETWORKS]
+    if targets == [default["_target_"] for _, default in NETWORKS]:
+        networks = f"hidden {list(model.hidden_dims)}"
+    else:
+        networks = " + ".join(target.rsplit(".", 1)[-1] for target in targets)
     return (
-        f"a VAE ({model.objective}, {model.likelihood} decoder, hidden "
-        f"{list(model.hidden_dims)}, latent {model.latent_dim})"
+        f"a VAE ({model.objective}, {model.likelihood} decoder, {networks}, "
+        f"latent {model.latent_dim})"
     )
 
 

@@ -19,8 +19,9 @@ class CheckpointError(UserError):
     """A checkpoint path that is missing, or a file that is not a checkpoint of this project."""
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """``path`` itself if it is a file; for a run folder, its ``checkpoints/best-*.ckpt``.
+def resolve_checkpoint(path: str | Path, key: str = "ckpt_path") -> Path:
+    """``path`` itself if it is a file; for a run folder, its ``checkpoints/best-*.ckpt``;
+    ``key`` names the path in messages.
 
     If a run kept several best checkpoints (``save_top_k > 1``), the best of them is the one
     ModelCheckpoint recorded in ``last.ckpt``.
@@ -30,7 +31,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return path
     if not path.is_dir():
         raise CheckpointError(
-            f"ckpt_path={str(path)!r} does not exist. Give a checkpoint file (e.g. "
+            f"{key}={str(path)!r} does not exist. Give a checkpoint file (e.g. "
             "outputs/train/runs/<run>/checkpoints/best-epoch009.ckpt) or a run folder."
         )
     folder = path / "checkpoints"
@@ -41,7 +42,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return best
     found = ", ".join(p.name for p in candidates) or "none"
     raise CheckpointError(
-        f"ckpt_path={str(path)!r} is a folder, but no single best checkpoint could be chosen in "
+        f"{key}={str(path)!r} is a folder, but no single best checkpoint could be chosen in "
         f"{folder} (best checkpoints found: {found}). Give a run folder of "
         "`python -m vae_lightning.train`, or the path of one checkpoint file."
     )

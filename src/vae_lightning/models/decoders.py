@@ -1,21 +1,29 @@
-"""Generative models p(x|z) over flattened images; log-likelihoods in nats, summed over pixels."""
+"""Generative models p(x|z) over flattened images; log-likelihoods in nats, summed over pixels.
+
+The protocol every decoder follows (a user's own too): built with ``image_shape`` and
+``latent_dim`` (and, if it takes them, ``likelihood``, ``variance``, ``min_variance``),
+``log_likelihood(x, z)`` gives log p(x|z) of shape (..., batch) for x (batch, D) and z
+(..., batch, latent_dim), and ``mean(z)`` gives E[x|z] of shape (..., D). Subclassing
+models.likelihoods.BernoulliLikelihood or GaussianLikelihood provides both.
+"""
 
 import math
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
-from vae_lightning.models.mlp import mlp
-from vae_lightning.models.ppca import LOG_2PI, LinearGaussianDecoder
+from vae_lightning.models.conv import deconv_stack, feature_shape
+from vae_lightning.models.likelihoods import BernoulliLikelihood, GaussianLikelihood
+from vae_lightning.models.mlp import ACTIVATIONS, mlp
+from vae_lightning.models.ppca import LinearGaussianDecoder
 
 LIKELIHOODS = ("bernoulli", "gaussian", "linear_gaussian")
 # Densities over real-valued pixels, unbounded on binary data.
 CONTINUOUS_LIKELIHOODS = ("gaussian", "linear_gaussian")
 
 
-class BernoulliDecoder(nn.Module):
-    """p(x|z) = prod_d Bernoulli(x_d | sigmoid(f_d(z))), for binary (or [0, 1]) pixels."""
+class BernoulliDecoder(BernoulliLikelihood):
+    """An MLP from z to the pixel logits, for binary (or [0, 1]) pixels."""
 
     def __init__(
         self, latent_dim: int, hidden_dims: Sequence[int], out_features: int, activation: str
@@ -28,30 +36,10 @@ class BernoulliDecoder(nn.Module):
         """Pixel logits, shape (*z.shape[:-1], out_features)."""
         return self.logits(self.body(z))
 
-    def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
-        """log p(x|z) = sum_d x_d log p_d + (1 - x_d) log(1 - p_d) = sum_d [x_d l_d - softplus(l_d)]
-        for the logits l = f(z), with softplus(l) = max(l, 0) + log(1 + exp(-|l|)).
 
-        `log` rather than `log1p` (off by < 1e-7 nats a pixel): it is vectorised on CPUs,
-        which makes this several times faster than binary_cross_entropy_with_logits.
-        x: (batch, D); z: (..., batch, latent). Returns shape (..., batch), in float32.
-        """
-        logits = self(z).float()
-        softplus = logits.clamp(min=0) + torch.log(1 + torch.exp(-logits.abs()))
-        return (x.float() * logits - softplus).sum(-1)
-
-    def mean(self, z: Tensor) -> Tensor:
-        """E[x|z] = sigmoid(f(z)), the pixel probabilities."""
-        return torch.sigmoid(self(z))
-
-
-class GaussianDecoder(nn.Module):
-    """p(x|z) = N(x | sigmoid(f_mu(z)), diag sigma^2(z)), for grey levels in [0, 1].
-
-    The mean goes through a sigmoid as in the paper (App. C.2). The variance is either
-    learned (a per-pixel log-variance head) or fixed (``variance``). A floor, sigma^2 >=
-    ``min_variance``, keeps the density bounded: log sigma^2 = logaddexp(h(z), log min_variance).
-    """
+class GaussianDecoder(GaussianLikelihood):
+    """An MLP from z to each pixel's mean (through a sigmoid) and, unless ``variance`` fixes
+    it, log-variance head."""
 
     def __init__(
         self,
@@ -62,55 +50,121 @@ class GaussianDecoder(nn.Module):
         variance: float | None = None,
         min_variance: float = 1e-4,
     ) -> None:
-        super().__init__()
+        super().__init__(variance, min_variance)
         self.body = mlp(latent_dim, hidden_dims, activation)
         self.mu = nn.Linear(hidden_dims[-1], out_features)
         self.logvar = None if variance is not None else nn.Linear(hidden_dims[-1], out_features)
-        self.fixed_logvar = None if variance is None else math.log(variance)
-        self.log_min_variance = math.log(min_variance)
 
-    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """(mean, log-variance) of each pixel, each of shape (*z.shape[:-1], out_features)."""
+    def heads(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
         h = self.body(z)
-        mean = torch.sigmoid(self.mu(h))
-        if self.logvar is None:
-            return mean, torch.full_like(mean, self.fixed_logvar)
-        floor = torch.full_like(mean, self.log_min_variance)
-        return mean, torch.logaddexp(self.logvar(h), floor)
-
-    def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
-        """log p(x|z) = -1/2 sum_d [log 2pi + log sigma_d^2 + (x_d - mu_d)^2 / sigma_d^2].
-
-        Computed in float32; shape (..., batch).
-        """
-        mean, logvar = (t.float() for t in self(z))
-        sq_err = (x.float() - mean).pow(2)
-        return -0.5 * (LOG_2PI + logvar + sq_err * torch.exp(-logvar)).sum(-1)
-
-    def mean(self, z: Tensor) -> Tensor:
-        """E[x|z] = sigmoid(f_mu(z))."""
-        return self(z)[0]
+        return self.mu(h), None if self.logvar is None else self.logvar(h)
 
 
-def build_decoder(
-    likelihood: str,
+def mlp_decoder(
+    image_shape: Sequence[int],
     latent_dim: int,
-    hidden_dims: Sequence[int],
-    out_features: int,
-    activation: str,
+    likelihood: str = "bernoulli",
+    hidden_dims: Sequence[int] = (500,),
+    activation: str = "tanh",
     variance: float | None = None,
     min_variance: float = 1e-4,
 ) -> nn.Module:
-    """The decoder for ``likelihood``: 'bernoulli', 'gaussian' or 'linear_gaussian' (PPCA).
-
-    The PPCA decoder is linear: it has no hidden layers and no activation.
-    """
+    """The MLP decoder for ``likelihood``: 'bernoulli', 'gaussian' or 'linear_gaussian' (PPCA,
+    linear: no hidden layers and no activation)."""
+    pixels = math.prod(image_shape)
     if likelihood == "bernoulli":
-        return BernoulliDecoder(latent_dim, hidden_dims, out_features, activation)
+        return BernoulliDecoder(latent_dim, hidden_dims, pixels, activation)
     if likelihood == "gaussian":
-        return GaussianDecoder(
-            latent_dim, hidden_dims, out_features, activation, variance, min_variance
-        )
+        return GaussianDecoder(latent_dim, hidden_dims, pixels, activation, variance, min_variance)
     if likelihood == "linear_gaussian":
-        return LinearGaussianDecoder(latent_dim, out_features, variance, min_variance)
+        return LinearGaussianDecoder(latent_dim, pixels, variance, min_variance)
     raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {LIKELIHOODS}")
+
+
+class ConvNetwork(nn.Module):
+    """z -> a hidden layer -> a (channels[-1], H / 2^n, W / 2^n) map -> transposed convolutions
+    (4 x 4, stride 2) up to ``outputs`` maps of H x W, flattened: shape (..., outputs * H * W)."""
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        latent_dim: int,
+        outputs: int,
+        channels: Sequence[int],
+        hidden_dim: int,
+        activation: str,
+    ) -> None:
+        super().__init__()
+        self.start = feature_shape(image_shape, channels)
+        self.body = nn.Sequential(
+            nn.Linear(latent_dim, hidden_dim),
+            ACTIVATIONS[activation](),
+            nn.Linear(hidden_dim, math.prod(self.start)),
+            ACTIVATIONS[activation](),
+        )
+        self.deconv = deconv_stack(list(reversed(channels)), outputs, activation)
+
+    def forward(self, z: Tensor) -> Tensor:
+        maps = self.deconv(self.body(z.reshape(-1, z.shape[-1])).view(-1, *self.start))
+        return maps.reshape(*z.shape[:-1], -1)
+
+
+class ConvBernoulliDecoder(BernoulliLikelihood):
+    """Transposed convolutions from z to the pixel logits."""
+
+    def __init__(self, image_shape: Sequence[int], latent_dim: int, **network) -> None:
+        super().__init__()
+        self.network = ConvNetwork(image_shape, latent_dim, image_shape[0], **network)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """Pixel logits, shape (*z.shape[:-1], D)."""
+        return self.network(z)
+
+
+class ConvGaussianDecoder(GaussianLikelihood):
+    """Transposed convolutions from z to each pixel's mean logits and, unless ``variance``
+    fixes it, raw log-variance (twice the image's channels)."""
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        latent_dim: int,
+        variance: float | None = None,
+        min_variance: float = 1e-4,
+        **network,
+    ) -> None:
+        super().__init__(variance, min_variance)
+        self.heads_per_pixel = 2 if variance is None else 1
+        outputs = image_shape[0] * self.heads_per_pixel
+        self.network = ConvNetwork(image_shape, latent_dim, outputs, **network)
+
+    def heads(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
+        out = self.network(z)
+        if self.heads_per_pixel == 1:
+            return out, None
+        # Channels (mean, log-variance) of each image channel: the first half is the mean.
+        logits, raw_logvar = out.chunk(2, dim=-1)
+        return logits, raw_logvar
+
+
+def conv_decoder(
+    image_shape: Sequence[int],
+    latent_dim: int,
+    likelihood: str = "bernoulli",
+    channels: Sequence[int] = (32, 64),
+    hidden_dim: int = 256,
+    activation: str = "relu",
+    variance: float | None = None,
+    min_variance: float = 1e-4,
+) -> nn.Module:
+    """The convolutional decoder for ``likelihood`` 'bernoulli' or 'gaussian'; ``channels``
+    are the encoder's, from the image up (the decoder runs them in reverse)."""
+    network = {"channels": channels, "hidden_dim": hidden_dim, "activation": activation}
+    if likelihood == "bernoulli":
+        return ConvBernoulliDecoder(image_shape, latent_dim, **network)
+    if likelihood == "gaussian":
+        return ConvGaussianDecoder(image_shape, latent_dim, variance, min_variance, **network)
+    raise ValueError(
+        f"the convolutional decoder has no {likelihood!r} likelihood; use bernoulli or gaussian "
+        "(linear_gaussian is PPCA's linear decoder: model/decoder=mlp)"
+    )

@@ -22,11 +22,27 @@ EVAL_SPLITS = ("val", "test")
 TERMS = ("elbo", "recon", "kl")
 # Base seeds of the noise of validation and test batches.
 EVAL_SEEDS = {"val": 1_000_000, "test": 2_000_000}
+# What the Lightning module passes on to its VariationalAutoencoder.
+AUTOENCODER_INTERFACE = frozenset(
+    {
+        "encoder",
+        "decoder",
+        "image_shape",
+        "latent_dim",
+        "elbo",
+        "encode",
+        "decode",
+        "decode_distribution",
+        "reconstruct",
+        "sample",
+        "log_likelihood",
+    }
+)
 # Devices on which torch fuses Adam, AdamW and Adagrad alike (optimizer.fused=true).
 FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A Hydra config as plain dicts and lists, so checkpoints load with weights_only=True."""
     return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
 
@@ -42,7 +58,8 @@ class VAE(L.LightningModule):
     (weight 1), where ``recon`` is -E_q[log p(x|z)] and ``elbo = -(recon + kl)``; for
     'iwae' also ``{split}/iwae_bound``; ``train/lr`` (the rate the epoch started with) and
     ``train/kl_weight`` at each epoch's end. ``optimizer`` and ``scheduler`` are Hydra configs
-    with ``_partial_: true``.
+    with ``_partial_: true``; ``encoder`` and ``decoder`` configs of the networks (None: the
+    MLPs of Kingma & Welling; see models/networks.py).
     The latent diagnostics of each validation and test epoch (models/latent_diagnostics.py):
     ``{val,test}/active_units`` (units whose posterior mean varies by more than
     ``active_unit_threshold`` over the split), ``mutual_info`` (over the split's first
@@ -70,6 +87,8 @@ class VAE(L.LightningModule):
         active_unit_threshold: float = 0.01,
         mutual_info_points: int | None = 500,
         collapse_threshold: float = 0.01,
+        encoder: Mapping[str, Any] | None = None,
+        decoder: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -85,16 +104,26 @@ class VAE(L.LightningModule):
                 "objective": objective,
                 "kl_weight": kl_weight,
                 "kl_warmup_steps": kl_warmup_steps,
-                "optimizer": _plain(optimizer),
-                "scheduler": _plain(scheduler),
+                "optimizer": plain(optimizer),
+                "scheduler": plain(scheduler),
                 "compile": compile,
                 "active_unit_threshold": active_unit_threshold,
                 "mutual_info_points": mutual_info_points,
                 "collapse_threshold": collapse_threshold,
+                "encoder": plain(encoder),
+                "decoder": plain(decoder),
             }
         )
         self.vae = VariationalAutoencoder(
-            image_shape, latent_dim, hidden_dims, activation, likelihood, variance, min_variance
+            image_shape,
+            latent_dim,
+            hidden_dims,
+            activation,
+            likelihood,
+            variance,
+            min_variance,
+            self.hparams.encoder,
+            self.hparams.decoder,
         )
         if objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}")
@@ -111,6 +140,13 @@ class VAE(L.LightningModule):
             }
         )
         self._collapsed = False
+
+    def __getattr__(self, name: str) -> Any:
+        """The bare model's networks and methods (models/vae.py), so that whatever takes a
+        VariationalAutoencoder (the evaluation functions, the figures) takes this module too."""
+        if name in AUTOENCODER_INTERFACE:
+            return getattr(self.vae, name)
+        return super().__getattr__(name)
 
     def kl_weight(self) -> float:
         """The KL weight beta of the next training step (after `global_step` steps)."""

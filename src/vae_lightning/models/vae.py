@@ -1,18 +1,22 @@
 """The variational autoencoder as a plain torch module: encoder, decoder and prior N(0, I)."""
 
-import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor, distributions, nn
 
-from vae_lightning.models.decoders import build_decoder
 from vae_lightning.models.elbo import Elbo, gaussian_kl, reparameterize
-from vae_lightning.models.encoder import GaussianEncoder
+from vae_lightning.models.networks import DEFAULT_DECODER, DEFAULT_ENCODER, build_networks
 
 
 class VariationalAutoencoder(nn.Module):
-    """q(z|x) = N(mu(x), diag sigma^2(x)), p(z) = N(0, I), p(x|z) Bernoulli, Gaussian or PPCA."""
+    """q(z|x) = N(mu(x), diag sigma^2(x)), p(z) = N(0, I), p(x|z) Bernoulli, Gaussian or PPCA.
+
+    ``encoder`` and ``decoder``: Hydra configs of the networks (models/networks.py); the
+    default is the MLPs of Kingma & Welling, of widths ``hidden_dims``.
+    """
 
     def __init__(
         self,
@@ -23,14 +27,22 @@ class VariationalAutoencoder(nn.Module):
         likelihood: str,
         variance: float | None = None,
         min_variance: float = 1e-4,
+        encoder: Mapping[str, Any] | None = None,
+        decoder: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
-        pixels = math.prod(self.image_shape)
-        self.encoder = GaussianEncoder(pixels, hidden_dims, latent_dim, activation)
-        self.decoder = build_decoder(
-            likelihood, latent_dim, hidden_dims, pixels, activation, variance, min_variance
+        self.encoder, self.decoder = build_networks(
+            encoder or DEFAULT_ENCODER,
+            decoder or DEFAULT_DECODER,
+            self.image_shape,
+            latent_dim,
+            hidden_dims=list(hidden_dims),
+            activation=activation,
+            likelihood=likelihood,
+            variance=variance,
+            min_variance=min_variance,
         )
 
     def elbo(
@@ -58,7 +70,58 @@ class VariationalAutoencoder(nn.Module):
         return self.decoder.mean(z).view(-1, *self.image_shape)
 
     @torch.no_grad()
-    def sample(self, n: int) -> Tensor:
-        """Means E[x|z] of n draws z ~ p(z), as images."""
-        z = torch.randn(n, self.latent_dim, device=next(self.parameters()).device)
-        return self.decode(z)
+    def sample(self, n: int, seed: int | None = None) -> Tensor:
+        """Means E[x|z] of n draws z ~ p(z), as images; the draws seeded by ``seed`` if given
+        (torch's global generator is then left as it was)."""
+        device = next(self.parameters()).device
+        with _seeded(seed, device):
+            return self.decode(torch.randn(n, self.latent_dim, device=device))
+
+    def encode(self, x: Tensor) -> distributions.Distribution:
+        """q(z|x) = N(mu(x), diag sigma^2(x)) as a torch distribution, event shape (latent_dim,):
+        ``.mean`` and ``.variance`` are mu(x) and sigma^2(x), each (batch, latent_dim)."""
+        mu, logvar = self.encoder(x)
+        return distributions.Independent(distributions.Normal(mu, (0.5 * logvar).exp()), 1)
+
+    def decode_distribution(self, z: Tensor) -> distributions.Distribution:
+        """p(x|z) over the flattened pixels as a torch distribution (event shape (pixels,)), for
+        decoders that give one (``decoder.distribution``: those of models/likelihoods.py)."""
+        if not callable(getattr(self.decoder, "distribution", None)):
+            raise TypeError(
+                f"{type(self.decoder).__name__} has no distribution(z); its log_likelihood(x, z) "
+                "and mean(z) are what every decoder has."
+            )
+        return self.decoder.distribution(z)
+
+    @torch.no_grad()
+    def log_likelihood(
+        self,
+        x: Tensor,
+        num_samples: int = 5000,
+        seed: int | None = 0,
+        batch_size: int = 100,
+        chunk_size: int = 100,
+    ) -> Tensor:
+        """The importance-sampled log p(x) of each image of x with K = ``num_samples`` draws
+        from q(z|x) (evaluation/importance_sampling.py), nats, float64 on the CPU, shape (n,).
+
+        A stochastic lower bound that rises to log p(x) with K (5000 in the literature). The
+        draws are seeded by ``seed`` (None: torch's global generator, which is otherwise left
+        as it was); x is processed ``batch_size`` images and ``chunk_size`` draws at a time.
+        """
+        # Imported here: the evaluation package imports this module.
+        from vae_lightning.evaluation.metrics import importance_sampled_log_likelihood
+
+        with _seeded(seed, x.device):
+            return importance_sampled_log_likelihood(self, x, num_samples, batch_size, chunk_size)
+
+
+@contextmanager
+def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Seed torch's generators with ``seed`` inside, and restore them after; None: unseeded."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
