@@ -2,6 +2,7 @@
 
 import difflib
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,10 @@ def check_model_config(model: DictConfig) -> None:
         _fail("model.kl_weight", beta, "a number >= 0 (1: the ELBO)")
     if not (_is_int(warmup := model.get("kl_warmup_steps", 0)) and warmup >= 0):
         _fail("model.kl_warmup_steps", warmup, "an integer >= 0 (0: no KL warm-up)")
+    for key, value, plain_elbo in (("kl_weight", beta, 1), ("kl_warmup_steps", warmup, 0)):
+        if objective == "wake_sleep" and value != plain_elbo:
+            no_kl = "model.objective=wake_sleep, which has no KL term to weight"
+            _fail(f"model.{key}", value, f"{plain_elbo} (the default) with {no_kl}")
     for key in ("active_unit_threshold", "collapse_threshold"):
         if not _positive_number(threshold := model.get(key, 0.01)):
             _fail(f"model.{key}", threshold, "a positive number (0.01 by default)")
@@ -159,6 +164,37 @@ def check_data_config(data: DictConfig) -> None:
         _fail("data.val_size", size, "an integer >= 0 (0: no validation split)")
     if "split_block" in data and not (_is_int(block := data.split_block) and block > 0):
         _fail("data.split_block", block, "a positive integer (1: frames split one by one)")
+    if "test_size" in data and not (_is_int(size := data.test_size) and size >= 0):
+        _fail("data.test_size", size, "an integer >= 0")
+    check_own_data_config(data)
+
+
+def check_own_data_config(data: DictConfig) -> None:
+    """The settings of a user's own images (data=image_folder, data=tensor_file)."""
+    if OmegaConf.is_missing(data, "path"):
+        raise ConfigError(
+            "data.path is required: the folder of your images (data=image_folder) or your "
+            "tensor file (data=tensor_file), absolute or relative to data.data_dir, e.g. "
+            "data.path=/path/to/images."
+        )
+    size = data.get("image_size")
+    if size is not None and not (
+        isinstance(size, ListConfig | list)
+        and len(size) == 2
+        and all(_is_int(s) and s > 0 for s in size)
+    ):
+        _fail(
+            "data.image_size", size, "null (the images' own size) or [height, width], e.g. [64,64]"
+        )
+    if (channels := data.get("channels")) is not None and not (
+        _is_int(channels) and channels in (1, 3)
+    ):
+        _fail("data.channels", channels, "null (from the images), 1 (grey) or 3 (colour)")
+    sha256 = data.get("sha256")
+    if sha256 is not None and not (
+        isinstance(sha256, str) and re.fullmatch("[0-9a-fA-F]{64}", sha256)
+    ):
+        _fail("data.sha256", sha256, "null (unchecked) or the 64 hex digits that the log gives")
 
 
 def check_train_config(cfg: DictConfig) -> None:

@@ -1,5 +1,6 @@
 """A LightningDataModule that holds each split in memory as one tensor."""
 
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
@@ -13,6 +14,42 @@ from vae_lightning.data.loader import EpochOrder, TensorBatchLoader
 from vae_lightning.errors import DataError
 
 BINARIZATIONS = ("dynamic", "static", "none")
+# Images with their labels (or None), as a data module reads them.
+Labelled = tuple[Tensor, Tensor | None]
+
+
+def block_permutation(n: int, block: int, seed: int) -> Tensor:
+    """A seeded permutation of range(n) that keeps runs of `block` consecutive indices
+    together (the last run may be shorter); block = 1 is torch.randperm(n)."""
+    blocks = torch.randperm(-(-n // block), generator=torch.Generator().manual_seed(seed))
+    order = (blocks[:, None] * block + torch.arange(block)).flatten()
+    return order[order < n]
+
+
+def hold_out(
+    images: Tensor, labels: Tensor | None, sizes: dict[str, int], seed: int, block: int = 1
+) -> dict[str, Labelled]:
+    """Split images into 'train' and the held-out splits of `sizes` ({split: count}).
+
+    The held-out splits take, in the order of `sizes`, the next `count` positions of
+    `block_permutation(len(images), block, seed)`; training gets the rest, in that order.
+    """
+    order = block_permutation(len(images), block, seed)
+    held, start = {}, 0
+    for split, count in sizes.items():
+        held[split], start = order[start : start + count], start + count
+    parts = {"train": order[start:], **held}
+    return {
+        split: (images[idx], None if labels is None else labels[idx])
+        for split, idx in parts.items()
+    }
+
+
+def unit_interval(images: Tensor) -> Tensor:
+    """Images as float32 in [0, 1]: uint8 grey levels divided by 255, floats as they are."""
+    if images.dtype == torch.uint8:
+        return images.float().div_(255)
+    return images.float()
 
 
 class InMemoryDataModule(L.LightningDataModule):
@@ -59,7 +96,7 @@ class InMemoryDataModule(L.LightningDataModule):
         """Make sure the data files are present and intact, downloading them if allowed."""
         raise NotImplementedError
 
-    def load(self) -> dict[str, tuple[Tensor, Tensor | None]]:
+    def load(self) -> dict[str, Labelled]:
         """{split: (images as float in [0, 1] of shape (n, *image_shape), labels or None)}."""
         raise NotImplementedError
 
@@ -132,3 +169,54 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> TensorBatchLoader:
         return self._loader("test", self.eval_batch_size, shuffle=False)
+
+
+class PooledDataModule(InMemoryDataModule):
+    """Data that come as one pool of images, from which the splits are drawn.
+
+    A permutation seeded by ``split_seed`` sets aside ``val_size`` and then ``test_size``
+    images; the rest are for training. With ``split_block`` = b > 1 the permutation moves
+    runs of b consecutive images as one (for frames of a video: a held-out frame's
+    neighbours are held out with it); b = 1 draws the images one by one. Subclasses read the
+    pool (`read_pool`) and count it (`pool_size`); the pool is read once per process.
+    """
+
+    def __init__(
+        self,
+        *args,
+        val_size: int = 200,
+        test_size: int = 200,
+        split_block: int = 1,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.val_size, self.test_size, self.split_block = val_size, test_size, split_block
+        self._pool: Labelled | None = None
+        self._pool_lock = threading.Lock()  # `load` may run in a thread of its own
+
+    def read_pool(self) -> Labelled:
+        """(images of shape (n, *image_shape), uint8 or float in [0, 1]; labels or None)."""
+        raise NotImplementedError
+
+    def pool_size(self) -> int:
+        """The number of images in the pool (after `prepare_data`)."""
+        raise NotImplementedError
+
+    def pool(self) -> Labelled:
+        """The pool as `read_pool` reads it, read on the first call only."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = self.read_pool()
+            return self._pool
+
+    def split_sizes(self) -> dict[str, int]:
+        n = self.pool_size()
+        val = min(self.val_size, n)
+        test = min(self.test_size, n - val)
+        return {"train": n - val - test, "val": val, "test": test}
+
+    def load(self) -> dict[str, Labelled]:
+        images, labels = self.pool()
+        sizes = {"val": self.val_size, "test": self.test_size}
+        splits = hold_out(images, labels, sizes, self.split_seed, self.split_block)
+        return {split: (unit_interval(x), y) for split, (x, y) in splits.items()}

@@ -38,6 +38,39 @@ def verify(path: Path, checksums: dict[str, str], url: str) -> None:
             )
 
 
+class MissingDataFiles(DataError):
+    """Data files in none of the folders, and not downloaded (offline, or the download
+    failed): the message names them, where to get them and where to put them."""
+
+    def __init__(
+        self,
+        filenames: Sequence[str],
+        folders: Sequence[Path],
+        source: str,
+        failures: Sequence[str],
+        key: str,
+    ) -> None:
+        self.filenames, self.folders, self.source = list(filenames), list(folders), source
+        self.failures, self.key = list(failures), key
+        reason = f" Download failed ({'; '.join(failures)})." if failures else ""
+        also = "" if key == "VAE_DATA_DIR" else " (or the VAE_DATA_DIR environment variable)"
+        where = " or ".join(map(str, folders))
+        if len(filenames) == 1:
+            missing = f"Data file {filenames[0]} was not found in {where}."
+            fix = f"Get it from {source} and place it at {folders[0] / filenames[0]}"
+        else:
+            missing = f"Data files {', '.join(filenames)} were not found in {where}."
+            fix = f"Get them from {source} and place them in {folders[0]}"
+        super().__init__(
+            f"{missing}{reason} {fix}, or point {key}{also} at a folder that has "
+            f"{'it' if len(filenames) == 1 else 'them'}."
+        )
+
+    def __reduce__(self):  # picklable, for launchers that run jobs in other processes
+        args = (self.filenames, self.folders, self.source, self.failures, self.key)
+        return type(self), args
+
+
 def fetch(
     filename: str,
     folders: Sequence[Path],
@@ -65,13 +98,45 @@ def fetch(
                     return _download(url, folder, filename, checksums)
                 except (OSError, RuntimeError, ValueError) as err:
                     failures.append(f"{url}: {err}")
-    reason = f" Download failed ({'; '.join(failures)})." if failures else ""
-    also = "" if key == "VAE_DATA_DIR" else " (or the VAE_DATA_DIR environment variable)"
-    raise DataError(
-        f"Data file {filename} was not found in {' or '.join(map(str, folders))}.{reason} "
-        f"Get it from {urls[0]} and place it at {folders[0] / filename}, or point "
-        f"{key}{also} at a folder that has it."
-    )
+    raise MissingDataFiles([filename], folders, urls[0], failures, key)
+
+
+def fetch_all(
+    filenames: Sequence[str],
+    folder: Path,
+    mirrors: Sequence[str],
+    checksums: dict[str, dict[str, str]],
+    download: bool,
+    key: str = "data.data_dir",
+) -> dict[str, Path]:
+    """{filename: checked path} of files kept together in `folder`, each as `fetch` gets it
+    (downloaded from mirror + filename, with `checksums[filename]`); the files that are
+    missing are named together in one error."""
+    paths, missing = {}, []
+    for name in filenames:
+        urls = [mirror + name for mirror in mirrors]
+        try:
+            paths[name] = fetch(name, [folder], urls, checksums[name], download, key)
+        except MissingDataFiles as err:
+            missing.append(err)
+    if len(missing) == 1:
+        raise missing[0]
+    if missing:
+        names = [name for err in missing for name in err.filenames]
+        failures = [failure for err in missing for failure in err.failures]
+        raise MissingDataFiles(names, [folder], mirrors[0], failures, key)
+    return paths
+
+
+def check_sha256(data: Path, actual: str, expected: str | None, key: str) -> None:
+    """Refuse data whose sha256 `actual` differs from the `expected` one that the setting
+    `key` pins (None: not pinned)."""
+    if expected and actual != expected.lower():
+        raise DataError(
+            f"{data} has sha256 {actual}, not {expected} as {key} says: the data changed since "
+            f"that digest was taken. Restore them, or set {key}={actual} to use them as they "
+            f"are now ({key}=null: unchecked)."
+        )
 
 
 def _download(url: str, folder: Path, filename: str, checksums: dict[str, str]) -> Path:

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import scipy.io
 import torch
-from torch import Tensor
 
-from vae_lightning.data.datamodule import InMemoryDataModule
+from vae_lightning.data.datamodule import Labelled, PooledDataModule
 from vae_lightning.data.files import fetch
 from vae_lightning.errors import DataError
 
@@ -18,22 +17,12 @@ FREY_CHECKSUMS = {
 }
 
 
-def block_permutation(n: int, block: int, seed: int) -> Tensor:
-    """A seeded permutation of range(n) that keeps runs of `block` consecutive indices
-    together (the last run may be shorter); block = 1 is torch.randperm(n)."""
-    blocks = torch.randperm(-(-n // block), generator=torch.Generator().manual_seed(seed))
-    order = (blocks[:, None] * block + torch.arange(block)).flatten()
-    return order[order < n]
-
-
-class FreyFaceDataModule(InMemoryDataModule):
+class FreyFaceDataModule(PooledDataModule):
     """``<data_dir>/frey_rawface.mat`` (variable ``ff``, uint8, 560 x N, one image a column).
 
-    Pixels are scaled to [0, 1]. A permutation seeded by ``split_seed`` sets aside
-    ``val_size`` and ``test_size`` images; the rest are for training. The frames are one
-    video, so neighbouring frames are near duplicates: with ``split_block`` = b > 1 the
-    permutation moves runs of b consecutive frames as one, so that a held-out frame's
-    neighbours are held out with it (b = 1: frames drawn one by one).
+    Pixels are scaled to [0, 1]. The frames are one video, so neighbouring frames are near
+    duplicates: ``split_block`` = b > 1 holds out runs of b consecutive frames together (see
+    PooledDataModule for the split).
     """
 
     name = "frey_face"
@@ -44,15 +33,11 @@ class FreyFaceDataModule(InMemoryDataModule):
     def __init__(
         self,
         *args,
-        val_size: int = 200,
-        test_size: int = 200,
-        split_block: int = 1,
         url: str = FREY_URL,
         checksums: dict[str, str] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.val_size, self.test_size, self.split_block = val_size, test_size, split_block
         self.url = url
         self.checksums = dict(FREY_CHECKSUMS if checksums is None else checksums)
         self.path: Path | None = None
@@ -63,19 +48,16 @@ class FreyFaceDataModule(InMemoryDataModule):
             FREY_FILE, folders, [self.url], self.checksums, self.download, self.data_dir_key
         )
 
-    def split_sizes(self) -> dict[str, int]:
-        """The frames of each split, from the shape of 'ff' in the MAT-file's header."""
+    def pool_size(self) -> int:
+        """The frames, from the shape of 'ff' in the MAT-file's header."""
         self.locate()
         try:
             shapes = dict((name, shape) for name, shape, _ in scipy.io.whosmat(self.path))
         except (ValueError, OSError) as err:
             raise DataError(f"{self.path} is not a Frey Face MAT-file: {err}") from err
-        frames = shapes.get("ff", (0, 0))[1]
-        val = min(self.val_size, frames)
-        test = min(self.test_size, frames - val)
-        return {"train": frames - val - test, "val": val, "test": test}
+        return shapes.get("ff", (0, 0))[1]
 
-    def load(self) -> dict[str, tuple[Tensor, Tensor | None]]:
+    def read_pool(self) -> Labelled:
         self.locate()
         try:
             ff = scipy.io.loadmat(self.path)["ff"]
@@ -85,11 +67,4 @@ class FreyFaceDataModule(InMemoryDataModule):
             ) from err
         if ff.shape[0] != 560:
             raise DataError(f"{self.path}: 'ff' has shape {ff.shape}; expected (560, N)")
-        images = torch.from_numpy(ff.T.reshape(-1, 1, 28, 20).copy()).float().div_(255)
-        order = block_permutation(len(images), self.split_block, self.split_seed)
-        val, test = self.val_size, self.val_size + self.test_size
-        return {
-            "train": (images[order[test:]], None),
-            "val": (images[order[:val]], None),
-            "test": (images[order[val:test]], None),
-        }
+        return torch.from_numpy(ff.T.reshape(-1, 1, 28, 20).copy()).float().div_(255), None
