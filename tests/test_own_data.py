@@ -387,5 +387,6 @@ def test_training_on_a_folder_of_frey_frames_gives_frey_faces_elbo(
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "folder_run" / "summary.json").read_text())
     assert summary["data"] == "image_folder"
+    assert f"data.sha256={summary['data_sha256']}" in result.stdout + result.stderr
     for key in ("val/elbo", "test/elbo", "train/elbo"):
         assert summary["metrics"][key] == dedicated[key], key

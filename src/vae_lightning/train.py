@@ -288,6 +288,8 @@ def write_summary(
         finished_at=datetime.now().isoformat(timespec="seconds"),
         data=trainer.datamodule.name,
         binarize=cfg.data.get("binarize", "none"),
+        # The digest of a user's own images or tensor file as read (data/own_data.py).
+        data_sha256=getattr(trainer.datamodule, "sha256", None),
         latent_dim=cfg.model.latent_dim,
         epochs=trainer.current_epoch,
         steps=trainer.global_step,
