@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -57,6 +58,14 @@ SETTINGS = {
     },
     # Kingma & Welling: 784-500-20, tanh, batch 100 (dynamic binarisation, Adam 1e-3).
     "paper": {"hidden_dims": [500], "activation": "tanh", "binarize": "dynamic", "batch_size": 100},
+    # model/encoder=conv model/decoder=conv: 4 x 4 stride-2 convolutions 1-32-64, a hidden layer
+    # of 256, latent 20, and the transposed mirror; ReLU, batch 100, dynamic binarisation.
+    "conv": {"networks": "conv", "activation": "relu", "binarize": "dynamic", "batch_size": 100},
+}
+# The project's config of the conv setting's networks (conf/model/encoder/conv.yaml, decoder).
+CONV_NETWORKS = {
+    "encoder": {"_target_": "vae_lightning.models.encoders.ConvEncoder"},
+    "decoder": {"_target_": "vae_lightning.models.decoders.conv_decoder"},
 }
 KINDS = ("project", "lightning", "plain", "plain-fused", "pythae")
 REFERENCES = ("plain", "plain-fused", "pythae")  # what the project is compared against
@@ -64,10 +73,16 @@ REFERENCES = ("plain", "plain-fused", "pythae")  # what the project is compared 
 
 def project_run(setting: dict, epochs: int, workdir: Path) -> dict:
     """`python -m vae_lightning.train` with the default callbacks, loggers and progress bar."""
+    if setting.get("networks") == "conv":
+        networks = ["model/encoder=conv", "model/decoder=conv"]
+    else:
+        networks = [
+            f"model.hidden_dims=[{','.join(map(str, setting['hidden_dims']))}]",
+            f"model.activation={setting['activation']}",
+        ]
     overrides = [
         f"trainer.max_epochs={epochs}",
-        f"model.hidden_dims=[{','.join(map(str, setting['hidden_dims']))}]",
-        f"model.activation={setting['activation']}",
+        *networks,
         f"data.binarize={setting['binarize']}",
         f"data.batch_size={setting['batch_size']}",
         "model.latent_dim=20",
@@ -121,36 +136,73 @@ def save_splits(setting: dict, path: Path) -> Path:
     return path
 
 
-def _data_and_model(setting: dict):
+def project_model(setting: dict):
+    """The project's VariationalAutoencoder of the setting."""
     from vae_lightning.models import VariationalAutoencoder
 
+    networks = CONV_NETWORKS if setting.get("networks") == "conv" else {}
+    hidden = setting.get("hidden_dims", [500])
+    return VariationalAutoencoder(
+        (1, 28, 28), 20, hidden, setting["activation"], "bernoulli", **networks
+    )
+
+
+def _data_and_model(setting: dict):
     torch.manual_seed(1234)
     data = _data_module(setting)
-    model = VariationalAutoencoder(
-        (1, 28, 28), 20, setting["hidden_dims"], setting["activation"], "bernoulli"
-    )
-    return data, model
+    return data, project_model(setting)
 
 
 class PlainVAE(nn.Module):
     """The project's VAE and ELBO written in plain PyTorch, as in a script of one's own.
 
-    The same layers (784-h-20 encoder with mu and log sigma^2 heads, 20-h-784 decoder of
-    Bernoulli logits, torch's default initialisation) and the same arithmetic per step as
-    VariationalAutoencoder.elbo, without importing the project (and so Lightning).
+    The same layers (an encoder body of output width h with mu and log sigma^2 heads, a
+    decoder of Bernoulli logits, torch's default initialisation) and the same arithmetic per
+    step as VariationalAutoencoder.elbo, without importing the project (and so Lightning).
     """
 
-    def __init__(self, hidden: int, activation: str) -> None:
+    def __init__(self, body: nn.Module, width: int, decoder: Callable[[], nn.Module]) -> None:
         super().__init__()
+        # Made in the project's order (encoder, its heads, decoder): the same initial weights.
+        self.body = body
+        self.mu, self.logvar = nn.Linear(width, 20), nn.Linear(width, 20)
+        self.decoder = decoder()
+
+    @classmethod
+    def of(cls, setting: dict) -> "PlainVAE":
+        """The plain model of a setting of SETTINGS."""
+        if setting.get("networks") == "conv":
+            return cls.conv()
+        return cls.mlp(setting["hidden_dims"][0], setting["activation"])
+
+    @classmethod
+    def mlp(cls, hidden: int, activation: str) -> "PlainVAE":
+        """784-h-20 and 20-h-784."""
         act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
-        self.body = nn.Sequential(nn.Linear(784, hidden), act())
-        self.mu, self.logvar = nn.Linear(hidden, 20), nn.Linear(hidden, 20)
-        self.decoder = nn.Sequential(nn.Linear(20, hidden), act(), nn.Linear(hidden, 784))
+        body = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), act())
+        return cls(
+            body,
+            hidden,
+            lambda: nn.Sequential(nn.Linear(20, hidden), act(), nn.Linear(hidden, 784)),
+        )
+
+    @classmethod
+    def conv(cls) -> "PlainVAE":
+        """Conv 1-32-64 (4 x 4, stride 2) to 64 x 7 x 7, 256, 20, and back by transposed convs."""
+        body = nn.Sequential(
+            nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU(),
+        )  # fmt: skip
+        return cls(body, 256, lambda: nn.Sequential(
+            nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 64 * 7 * 7), nn.ReLU(),
+            nn.Unflatten(1, (64, 7, 7)), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
+            nn.ConvTranspose2d(32, 1, 4, 2, 1), nn.Flatten(start_dim=-3),
+        ))  # fmt: skip
 
     def elbo(self, x):
         """ELBO per data point, nats: sum_d [x_d l_d - softplus(l_d)] - KL(q(z|x) || p(z))."""
-        x = x.flatten(1)
         h = self.body(x)
+        x = x.flatten(1)
         mu, logvar = self.mu(h), self.logvar(h)
         logits = self.decoder(mu + torch.exp(0.5 * logvar) * torch.randn_like(mu))
         softplus = logits.clamp(min=0) + torch.log(1 + torch.exp(-logits.abs()))
@@ -169,7 +221,7 @@ def plain_loop(setting: dict, epochs: int, splits: Path, fused: bool = False) ->
     Adam with torch's default settings, or fused."""
     torch.manual_seed(1234)
     data = torch.load(splits, weights_only=True)
-    model = PlainVAE(setting["hidden_dims"][0], setting["activation"])
+    model = PlainVAE.of(setting)
     train = data["train"]
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
     batch_size, rates, first_step = setting["batch_size"], [], None

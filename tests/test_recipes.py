@@ -16,7 +16,6 @@ from composing import compose_run, console_script
 from conftest import ROOT, tiny_overrides
 from hydra.utils import instantiate
 
-from vae_lightning.models import VariationalAutoencoder
 from vae_lightning.report import write_report
 from vae_lightning.tracking.wandb_offline import describe
 from vae_lightning.train import train
@@ -248,17 +247,17 @@ def test_training_benchmark_runs_tiny(tiny_data, tmp_path):
     assert sum(line.startswith("project / ") for line in result.stdout.splitlines()) == 2
 
 
-@pytest.mark.parametrize("hidden, activation", [(400, "relu"), (500, "tanh")])
-def test_training_benchmark_plain_loop_steps_the_projects_model(hidden, activation):
+@pytest.mark.parametrize("setting", ["pytorch-examples", "paper", "conv"])
+def test_training_benchmark_plain_loop_steps_the_projects_model(setting):
     """The plain loops' PlainVAE is the project's VAE: same initial weights from the same seed,
     the same ELBO per data point and the same gradients, so their speeds compare one step."""
     spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks/train_throughput.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     torch.manual_seed(0)
-    plain = bench.PlainVAE(hidden, activation)
+    plain = bench.PlainVAE.of(bench.SETTINGS[setting])
     torch.manual_seed(0)
-    project = VariationalAutoencoder((1, 28, 28), 20, [hidden], activation, "bernoulli")
+    project = bench.project_model(bench.SETTINGS[setting])
     plain_params, project_params = list(plain.parameters()), list(project.parameters())
     assert [p.shape for p in plain_params] == [p.shape for p in project_params]
     assert all(torch.equal(a, b) for a, b in zip(plain_params, project_params, strict=True))
