@@ -231,3 +231,14 @@ def test_a_conv_vae_trains_and_its_checkpoint_loads_for_evaluation(tiny_data, tm
     from_module = log_marginal_likelihood(module, x, 10)
     torch.manual_seed(0)
     torch.testing.assert_close(log_marginal_likelihood(module.vae, x, 10), from_module)
+
+
+def test_the_start_up_check_leaves_the_seeded_generators_as_they_were(compose_train):
+    """The check builds the networks on a fork of torch's generators: a run's model is drawn
+    from its seed as it was before the check existed (the committed records retrain alike)."""
+    cfg = compose_train([*CONV])
+    apply_dataset_defaults(cfg)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    check_networks(cfg.model, (1, 28, 28))
+    assert torch.equal(torch.get_rng_state(), state)

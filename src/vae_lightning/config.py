@@ -135,17 +135,20 @@ def check_networks(model: DictConfig, image_shape: Sequence[int]) -> None:
     """Build the model's encoder and decoder for images of ``image_shape`` and refuse any that
     cannot be built or breaks the protocol, naming its config key."""
     try:
-        VariationalAutoencoder(
-            image_shape,
-            model.latent_dim,
-            model.hidden_dims,
-            model.activation,
-            model.likelihood,
-            model.variance,
-            model.min_variance,
-            plain(model.get("encoder")),
-            plain(model.get("decoder")),
-        )
+        # Built on a fork of torch's generators: the run's model is drawn from the seed as if
+        # this check had not been.
+        with torch.random.fork_rng(devices=[]):
+            VariationalAutoencoder(
+                image_shape,
+                model.latent_dim,
+                model.hidden_dims,
+                model.activation,
+                model.likelihood,
+                model.variance,
+                model.min_variance,
+                plain(model.get("encoder")),
+                plain(model.get("decoder")),
+            )
     except ProtocolError as err:
         target = (model.get(err.role) or {}).get("_target_")
         raise ConfigError(
