@@ -12,10 +12,11 @@ import torch
 from vae_lightning.errors import UserError
 from vae_lightning.evaluation import record as record_module
 from vae_lightning.evaluation.record import WEIGHTS_KEYS, collect, default_name, main, save_weights
+from vae_lightning.report.records import load_record
 
 DATA = {"mnist": "MNISTDataModule", "frey": "FreyFaceDataModule"}
 RECORD_FILES = ["config.yaml", "eval.json", "manifold.png", "metrics.csv", "overrides.yaml"]
-RECORD_FILES += ["samples.png", "summary.json"]
+RECORD_FILES += ["per_point.csv", "samples.png", "summary.json"]
 
 
 def _evaluation(run: Path, time: str, checkpoint: str, split: str = "test") -> Path:
@@ -23,6 +24,7 @@ def _evaluation(run: Path, time: str, checkpoint: str, split: str = "test") -> P
     folder.mkdir(parents=True)
     record = {"checkpoint": str(run / "checkpoints" / checkpoint), "split": split, "time": time}
     (folder / "eval.json").write_text(json.dumps(record))
+    (folder / "per_point.csv").write_text(f"index,elbo\n0,-{len(time)}.5\n7,-{time[-8:-6]}.25\n")
     for figure in ("manifold.png", "samples.png"):
         (folder / figure).write_bytes(f"{time} {figure}".encode())
     return folder
@@ -35,7 +37,7 @@ def _run(
     run = root / name
     (run / ".hydra").mkdir(parents=True)
     target = f"vae_lightning.data.{DATA[data]}" if data in DATA else data
-    (run / "config.yaml").write_text(f"data:\n  _target_: {target}\nseed: 1\n")
+    (run / "config.yaml").write_text(f"data:\n  _target_: {target}\n  batch_size: 100\nseed: 1\n")
     (run / ".hydra" / "overrides.yaml").write_text("- model.latent_dim=2\n")
     (run / "metrics.csv").write_text("epoch,step,val/elbo\n0,9,-100.0\n")
     summary = {"status": "completed", "samples_seen": samples, "latent_dim": latent}
@@ -81,8 +83,10 @@ def test_a_record_holds_copies_of_the_small_files_and_the_newest_test_evaluation
     copies = [("config.yaml", "config.yaml"), (".hydra/overrides.yaml", "overrides.yaml")]
     for source, copy in copies:
         assert filecmp.cmp(run / source, record / copy, shallow=False)
-    for name in ("eval.json", "manifold.png", "samples.png"):
+    for name in ("eval.json", "per_point.csv", "manifold.png", "samples.png"):
         assert filecmp.cmp(_newest_test(run) / name, record / name, shallow=False)
+    # The report reads each test image's values from the record, for paired differences.
+    assert load_record(record).per_point == {0: {"elbo": -19.5}, 7: {"elbo": -13.25}}
     assert sorted(p.name for p in (tmp_path / "records").iterdir()) == [record.name]  # no staging
 
 
@@ -109,8 +113,8 @@ def test_weights_snapshots_and_no_figures_are_recorded_as_asked(tmp_path):
     assert _record(run, "--into", tmp_path / "records", *options) == 0
     record = tmp_path / "records" / "record"
     assert sorted(p.name for p in record.iterdir()) == [
-        "checkpoints", "config.yaml", "eval.json", "metrics.csv", "overrides.yaml", "snapshots",
-        "summary.json",
+        "checkpoints", "config.yaml", "eval.json", "metrics.csv", "overrides.yaml",
+        "per_point.csv", "snapshots", "summary.json",
     ]  # fmt: skip
     [weights] = (record / "checkpoints").iterdir()
     assert weights.name == "best-epoch009.ckpt"  # the evaluated checkpoint
@@ -125,7 +129,18 @@ def test_a_chosen_evaluation_is_recorded_instead_of_the_newest(tmp_path):
     run = _run(tmp_path)
     chosen = run / "eval" / "2026-01-01_10-00-00_test"
     assert _record(run, "--into", tmp_path / "records", "--eval", chosen, "--name", "r") == 0
-    assert filecmp.cmp(chosen / "eval.json", tmp_path / "records" / "r" / "eval.json")
+    for name in ("eval.json", "per_point.csv"):
+        assert filecmp.cmp(chosen / name, tmp_path / "records" / "r" / name, shallow=False)
+
+
+def test_an_evaluation_without_per_point_values_is_recorded_without_them(tmp_path):
+    run = _run(tmp_path)
+    (_newest_test(run) / "per_point.csv").unlink()  # written before evaluations kept them
+    record = collect(run, tmp_path / "records")
+    assert sorted(p.name for p in record.iterdir()) == [
+        name for name in RECORD_FILES if name != "per_point.csv"
+    ]
+    assert load_record(record).per_point is None
 
 
 def test_a_record_is_replaced_only_when_asked(tmp_path, capsys):

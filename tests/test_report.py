@@ -19,6 +19,9 @@ from vae_lightning import report
 from vae_lightning.config import config_dir
 from vae_lightning.eval import evaluate
 from vae_lightning.evaluation import record
+from vae_lightning.report.figures import log_spaced
+from vae_lightning.report.records import Record, load_record, training_hours
+from vae_lightning.report.tables import validation_elbos_at
 
 # The record and report commands run in this process (their command lines as given to
 # `python -m ...`); one report run below goes through the real `python -m` entry point.
@@ -64,7 +67,9 @@ def records(tiny_data, tmp_path_factory) -> Path:
     evaluate_in_process([*evaluation, f"ckpt_path={sweep / '0'}"])
     command = ["sweep/0", "sweep/1", "--into", "records"]
     assert run_main(record.main, command, tmp_path) == (0, "")
-    (tmp_path / "records" / "discussion.md").write_text("The budget is 1/200,000 of it.\n")
+    (tmp_path / "records" / "discussion.md").write_text(
+        "The budget is ${samples(mnist_latent2_*)} samples.\n"
+    )
     return tmp_path
 
 
@@ -81,9 +86,16 @@ def test_records_hold_the_small_files_and_are_never_overwritten(records, capsys)
         "manifold.png",
         "metrics.csv",
         "overrides.yaml",
+        "per_point.csv",
         "samples.png",
         "summary.json",
     ]
+    # Each test image's values, as the report reads them for paired differences.
+    per_point = load_record(folder / "mnist_latent2_5e2").per_point
+    evaluated = json.loads((folder / "mnist_latent2_5e2" / "eval.json").read_text())
+    assert len(per_point) == evaluated["num_data_points"] == 50
+    mean = sum(point["elbo"] for point in per_point.values()) / 50
+    assert mean == pytest.approx(evaluated["metrics"]["elbo"]["mean"], abs=1e-5)
     assert not (folder / "mnist_latent3_5e2" / "eval.json").exists()  # never evaluated
     code, err = run_main(record.main, ["sweep/1", "--into", "records"], records, capsys)
     assert code == 2 and "exists already" in err
@@ -121,15 +133,20 @@ def test_report_is_regenerated_byte_for_byte_from_records(records):
     assert str(records) not in text  # relative paths only
     assert_tables_are_whole(text)
     rows = [line.strip("| ").split(" | ") for line in text.splitlines()]
-    rows = [row for row in rows if row[0] in ("2", "3") and len(row) == 11]  # the results table
+    rows = [row for row in rows if row[0] in ("2", "3") and len(row) == 12]  # the results table
     assert [row[1] for row in rows] == [f"{SAMPLES_SEEN:,}"] * 2
     latent2, latent3 = rows
     assert latent2[2] == "50 of 100 (seed 0)" and latent2[6] == "10"
     assert " ± " in latent2[3] and " ± " in latent2[4] and " ± " in latent2[5]
-    assert latent3[2] == "all" and latent3[4] == "—"  # the training run's test, no IS
-    assert latent2[10] == "dynamic" and latent2[9].endswith("CPU")
+    # The evaluation's latent diagnostics: its active units of the latent size.
+    diagnostics = json.loads((records / "records" / "mnist_latent2_5e2" / "eval.json").read_text())
+    assert latent2[7] == f"{diagnostics['latent']['active_units']} of 2"
+    assert latent3[2] == "all" and latent3[4] == "—" and latent3[7] == "—"  # no evaluation
+    assert latent2[11] == "dynamic" and latent2[10].endswith("CPU")
+    assert "Active units, as Burda et al. (2016), section 5.2, count them" in text
+    assert "above 0.01, out of the latent size." in text and "predates" not in text
     assert "standard error over the points" in text and "lower bound on the mean KL" in text
-    assert "The budget is 1/200,000 of it." in text
+    assert "The budget is 5 x 10^2 samples." in text  # the template, filled in
     assert "- `records/mnist_latent2_5e2`" in text and "- `records/mnist_latent3_5e2`" in text
     figures = records / "first" / "figures"
     assert sorted(p.name for p in figures.iterdir()) == [
@@ -159,7 +176,8 @@ def test_a_study_is_reported_in_its_own_section_with_the_settings_that_differ(re
     evaluated = json.loads((study / "mnist_latent2_5e2" / "eval.json").read_text())["metrics"]
     train = json.loads((study / "mnist_latent2_5e2" / "summary.json").read_text())["metrics"]
     assert rows[0][4] == "50 of 100 (seed 0)" and rows[1][6] == "—"  # latent 3: no evaluation
-    assert rows[0][8] == f"{train['train/elbo'] - evaluated['elbo']['mean']:.2f}"
+    assert rows[0][8].endswith(" of 2") and rows[1][8] == "—"  # active units
+    assert rows[0][9] == f"{train['train/elbo'] - evaluated['elbo']['mean']:.2f}"
 
 
 def test_report_writes_outside_docs_by_default(records):
@@ -170,23 +188,23 @@ def test_report_writes_outside_docs_by_default(records):
 
 def test_curves_are_thinned_to_log_spaced_points():
     curve = [(50 * (i + 1), float(i)) for i in range(2000)]
-    thinned = report.log_spaced(curve, 40)
+    thinned = log_spaced(curve, 40)
     assert thinned[0] == curve[0] and thinned[-1] == curve[-1] and len(thinned) <= 40
     step = math.log(curve[-1][0] / curve[0][0]) / 39  # of the log-spaced grid
     gaps = [math.log(b[0] / a[0]) for a, b in itertools.pairwise(thinned[10:])]
     assert max(gaps) < 2 * step  # no holes where the epochs are dense
-    assert report.log_spaced(curve[:1]) == curve[:1]  # a one-epoch run keeps its point
+    assert log_spaced(curve[:1]) == curve[:1]  # a one-epoch run keeps its point
 
 
 def test_validation_elbo_at_a_budget_is_the_first_epoch_end_past_it(tmp_path):
     rows = ["epoch,step,train/elbo,val/elbo", "0,99,-200,", "0,99,,-150", "1,199,,-140"]
     (tmp_path / "metrics.csv").write_text("\n".join([*rows, "2,299,,-130"]) + "\n")
-    run = report.Record(
+    run = Record(
         folder=tmp_path, data="MNISTDataModule", summary={}, batch_size=100, evaluation=None,
         eval_folder=None, experiment=None, overrides=[], study=None, snapshots=[],
     )  # fmt: skip
     # 100 steps of 100 samples; the run stopped before 30,001.
-    assert report.validation_elbos_at(run, (10_000, 10_001, 30_001)) == [-150, -140, None]
+    assert validation_elbos_at(run, (10_000, 10_001, 30_001)) == [-150, -140, None]
 
 
 COMMITTED = ROOT / "docs" / "runs"
@@ -238,19 +256,17 @@ def test_a_record_run_of_a_published_model_is_set_beside_its_published_value(tin
     cells = [c.strip() for c in row.strip("|").split("|")]
     evaluated = json.loads((tmp_path / "records" / "burda" / "eval.json").read_text())
     ours = evaluated["metrics"]["log_likelihood_is"]["mean"]
-    assert cells[1] == "all 100" and cells[4] == "10" and cells[5] == f"{SAMPLES_SEEN:,}"
-    assert cells[2].startswith(f"{ours:.2f} ± ") and cells[7].startswith("-86.76 (Burda")
-    assert cells[8] == f"{ours + 86.76:+.2f}"
+    assert cells[1] == "all 100" and cells[4] == "10" and cells[6] == f"{SAMPLES_SEEN:,}"
+    assert cells[5] == f"{evaluated['latent']['active_units']} of 2"
+    assert cells[2].startswith(f"{ours:.2f} ± ") and cells[8].startswith("-86.76 (Burda")
+    assert cells[9] == f"{ours + 86.76:+.2f}"
     # The committed weights alone give the record's number again.
     assert json.loads(evaluated_again.read_text())["metrics"] == evaluated["metrics"]
     assert (tmp_path / "out" / "figures" / "records_learning_curves.png").is_file()
     # The snapshots' evaluations, for the learning curve of the test log-likelihood.
-    kept = report.load_record(tmp_path / "records" / "burda").snapshots
+    kept = load_record(tmp_path / "records" / "burda").snapshots
     assert [e["checkpoint_step"] for e in kept] == [5, 10]  # 250 training images, batch 50
     assert [e["subset"]["num_points"] for e in kept] == [20, 20]
     # Each is drawn at the hours of the epoch end it was saved at (rows logged at step - 1).
-    burda = report.load_record(tmp_path / "records" / "burda")
-    ends = {
-        step for _, step in report.training_hours(burda.folder / "metrics.csv", burda.batch_size)
-    }
+    ends = {step for _, step in training_hours(load_record(tmp_path / "records" / "burda"))}
     assert {e["checkpoint_step"] - 1 for e in kept} <= ends

@@ -19,6 +19,7 @@ from vae_lightning.models.objectives import (
     iwae_objective,
     kl_weight_at,
     log_weights,
+    wake_sleep_objective,
 )
 from vae_lightning.models.vae import VariationalAutoencoder
 
@@ -44,4 +45,5 @@ __all__ = [
     "log_weights",
     "mlp_decoder",
     "reparameterize",
+    "wake_sleep_objective",
 ]

@@ -50,8 +50,10 @@ def plain(value: Any) -> Any:
 class VAE(L.LightningModule):
     """Auto-Encoding Variational Bayes: encoder, decoder and the training objective.
 
-    ``objective``: 'elbo' (the ELBO with L = ``num_samples`` draws) or 'iwae' (the
-    importance-weighted bound L_k, k = ``num_samples``); see models/objectives.py. The KL
+    ``objective``: 'elbo' (the ELBO with L = ``num_samples`` draws), 'iwae' (the
+    importance-weighted bound L_k, k = ``num_samples``) or 'wake_sleep' (the wake-sleep
+    algorithm, with ``num_samples`` draws and dreams per data point; no KL weight); see
+    models/objectives.py. The KL
     term of the training loss is weighted by ``kl_weight``, reached linearly from 0 over
     the first ``kl_warmup_steps`` optimiser steps (0: no warm-up).
     Logs ``{train,val,test}/{elbo,recon,kl}`` in nats per data point, always the true ELBO

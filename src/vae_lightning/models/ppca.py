@@ -102,6 +102,13 @@ class LinearGaussianDecoder(nn.Module):
         """E[x|z] = W z + b."""
         return self(z)
 
+    def distribution(self, z: Tensor) -> torch.distributions.Distribution:
+        """p(x|z) over the D pixels, as a torch distribution (event shape (D,))."""
+        scale = (0.5 * self.log_variance().float()).exp()
+        return torch.distributions.Independent(
+            torch.distributions.Normal(self(z).float(), scale), 1
+        )
+
     def parameters_ppca(self) -> PPCAParameters:
         """The current (W, b, s^2)."""
         return PPCAParameters(self.linear.weight, self.linear.bias, self.log_variance().exp())

@@ -1,0 +1,182 @@
+"""Quantities across records, by the names the discussion's placeholders call them: paired
+differences of models on the same test images, tests over the seeds of a study, and lists.
+
+Each function takes ``match`` (a shell pattern -> its records, in the report's order) and the
+placeholder's further arguments, and returns the text to show.
+"""
+
+import itertools
+from collections.abc import Callable
+from statistics import fmean, stdev
+
+from vae_lightning.errors import UserError
+from vae_lightning.report.formats import as_text, listed, p_value
+from vae_lightning.report.frey_split import test_frames_table
+from vae_lightning.report.quantities import PER_RECORD, final_slope, slope_unit
+from vae_lightning.report.records import Record
+from vae_lightning.report.statistics import (
+    ALPHA,
+    Estimate,
+    difference_bound,
+    paired_difference,
+    permutation_test,
+    spread_tests,
+    welch,
+)
+
+Match = Callable[[str], list[Record]]
+LEVEL = f"{ALPHA:.0%}".replace("%", " %")
+
+
+def one(match: Match, pattern: str) -> Record:
+    """The one record a pattern names."""
+    found = match(pattern)
+    if len(found) != 1:
+        raise UserError(f"{pattern!r} names {len(found)} records; one was expected.")
+    return found[0]
+
+
+def difference(a: Record, b: Record, name: str) -> Estimate:
+    """mean_a - mean_b of an evaluation metric on the same test images: paired over the
+    images where both records kept their per-image values, else with the bound on its s.e."""
+    if a.test_images != b.test_images:
+        raise UserError(f"{a.name} and {b.name} were not evaluated on the same test images.")
+    if a.per_point and b.per_point:
+        if a.per_point.keys() != b.per_point.keys():
+            raise UserError(f"{a.name} and {b.name} kept values of different test images.")
+        images = sorted(a.per_point)
+        return paired_difference(
+            [a.per_point[i][name] for i in images], [b.per_point[i][name] for i in images]
+        )
+    return difference_bound(*((r.metric(name)["mean"], r.metric(name)["sem"]) for r in (a, b)))
+
+
+def estimate(value: Estimate) -> str:
+    """'+0.93 ± 0.05 (paired s.e.)' or '+0.93 (s.e. ≤ 0.51)', and whether it decides."""
+    if value.bound:
+        text = f"{value.value:+.2f} (s.e. ≤ {value.se:.2f}"
+        verdict = "" if value.detected else f", a bound too loose to decide at {LEVEL}"
+    else:
+        text = f"{value.value:+.2f} ± {value.se:.2f} (paired s.e."
+        verdict = "" if value.detected else f"; no difference detected at {LEVEL}"
+    return f"{text}{verdict})"
+
+
+def diff(match: Match, a: str, b: str, name: str) -> str:
+    """The difference of an evaluation metric, record a minus record b, on their test images."""
+    return estimate(difference(one(match, a), one(match, b), name))
+
+
+def latent_steps(match: Match, pattern: str, name: str) -> str:
+    """The differences of a metric between records of consecutive latent sizes."""
+    found = match(pattern)
+    return listed(
+        [
+            f"{estimate(difference(b, a, name))} from latent {a.latent_dim} to {b.latent_dim}"
+            for a, b in itertools.pairwise(found)
+        ]
+    )
+
+
+def values(match: Match, pattern: str, function: str, *args: str) -> list[float]:
+    """A per-record quantity (a number) of each record a pattern matches."""
+    return [PER_RECORD[function](r, *args) for r in match(pattern)]
+
+
+def arm(match: Match, pattern: str, function: str, *args: str) -> str:
+    """The mean of a per-record number over a group of seeds, with its s.d. and count."""
+    found = values(match, pattern, function, *args)
+    return f"{fmean(found):.2f} (s.d. {stdev(found):.2f} over {len(found)} seeds)"
+
+
+def two_sample(match: Match, a: str, b: str, function: str, *args: str) -> str:
+    """Two groups of records (the seeds of two settings) compared on a per-record number:
+    their means and s.d.s, the difference, Welch's t-test and the exact permutation test."""
+    x, y = values(match, a, function, *args), values(match, b, function, *args)
+    t, perm = welch(x, y), permutation_test(x, y)
+    tests = {"Welch's test": t.p, "the permutation test": perm.p}
+    verdict = f"a difference at the {LEVEL} level"
+    detected = [name for name, p in tests.items() if p < ALPHA]
+    if not detected:
+        verdict = f"neither test detects {verdict}"
+    elif len(detected) == len(tests):
+        verdict = f"both tests detect {verdict}"
+    else:
+        [missed] = tests.keys() - set(detected)
+        verdict = f"{detected[0]} detects {verdict}, {missed} does not"
+    return (
+        f"{arm(match, a, function, *args)} against {arm(match, b, function, *args)}, a "
+        f"difference of {fmean(x) - fmean(y):+.2f}; Welch's t = {t.t:.2f} on {t.df:.1f} "
+        f"degrees of freedom, p = {p_value(t.p)}; exact permutation test over the "
+        f"{perm.count} ways to split the seeds, p = {p_value(perm.p)} (the smallest it can give "
+        f"with these seeds is {p_value(perm.smallest)}): {verdict}"
+    )
+
+
+def difference_of_means(match: Match, a: str, b: str, function: str, *args: str) -> str:
+    """mean over group a minus mean over group b of a per-record number, signed."""
+    x, y = values(match, a, function, *args), values(match, b, function, *args)
+    return f"{fmean(x) - fmean(y):+.2f}"
+
+
+def spread(match: Match, a: str, b: str, function: str, *args: str) -> str:
+    """The s.d.s over seeds of two groups and two tests of equal spread."""
+    x, y = values(match, a, function, *args), values(match, b, function, *args)
+    tests = spread_tests(x, y)
+    return (
+        f"s.d. {stdev(x):.2f} against {stdev(y):.2f}: the F-test, which assumes normally "
+        f"distributed values, gives p = {p_value(tests.f_p)}; the Brown-Forsythe test, which "
+        f"does not, p = {p_value(tests.brown_forsythe_p)}"
+    )
+
+
+def each(match: Match, function: str, pattern: str, *args: str) -> str:
+    """A per-record quantity of each matching record, labelled with its latent size."""
+    return listed(
+        [
+            f"{as_text(PER_RECORD[function](r, *args))} (latent {r.latent_dim})"
+            for r in match(pattern)
+        ]
+    )
+
+
+def span(match: Match, function: str, pattern: str, *args: str) -> str:
+    """The smallest and largest of a per-record number over the matching records."""
+    found = values(match, pattern, function, *args)
+    return f"{min(found):.2f} to {max(found):.2f}"
+
+
+def slopes(match: Match, pattern: str, window: str) -> str:
+    """The slopes of the validation ELBO of the matching records over the last ``window``
+    samples (quantities.slope), labelled, with their unit."""
+    listing = listed([f"{final_slope(r, window)} (latent {r.latent_dim})" for r in match(pattern)])
+    return f"{listing} {slope_unit(window)}"
+
+
+def repeated(match: Match, pattern: str) -> str:
+    """The matching records whose metrics.csv holds an epoch's end twice, with the epochs
+    and the resumes of their summary.json, or 'none'."""
+    found = [
+        f"`{r.name}` ({PER_RECORD['repeated_epochs'](r)}; resumed at {PER_RECORD['resumes'](r)})"
+        for r in match(pattern)
+        if PER_RECORD["repeated_epochs"](r) != "none"
+    ]
+    return listed(found) if found else "none"
+
+
+ACROSS: dict[str, Callable[..., str]] = {
+    "diff": diff,
+    "difference_of_means": difference_of_means,
+    "each": each,
+    "latents": lambda match, pattern: listed(
+        [str(latent) for latent in dict.fromkeys(r.latent_dim for r in match(pattern))]
+    ),
+    "level": lambda match: LEVEL,
+    "slopes": slopes,
+    "span": span,
+    "repeated": repeated,
+    "spread": spread,
+    "latent_steps": latent_steps,
+    "test_frames": lambda match, pattern: test_frames_table(match(pattern)),
+    "two_sample": two_sample,
+}
