@@ -25,6 +25,7 @@ from vae_lightning.evaluation.checkpoint import (
     resolve_checkpoint,
     run_folder_of,
 )
+from vae_lightning.evaluation.run_data import load_data as load_run_data
 from vae_lightning.models.vae import VariationalAutoencoder
 
 
@@ -59,10 +60,8 @@ def load_data(
     The data files are looked up in ``data_dir`` if given, else in $VAE_DATA_DIR if set, else
     where the run found them; ``settings`` override other keys of the run's data config.
     """
-    from vae_lightning.eval import load_data as load_run_data  # the evaluation's own loading
-
     folder = Path(path).expanduser()
-    run = folder if folder.is_dir() else run_folder_of(resolve_checkpoint(folder, key="path"))
+    run = folder if folder.is_dir() else _run_of(resolve_checkpoint(folder, key="path"))
     if not (run / "config.yaml").is_file():
         raise UserError(
             f"{run} has no config.yaml: give a run folder of `python -m vae_lightning.train`, a "
@@ -71,6 +70,18 @@ def load_data(
     data_dir = data_dir or os.environ.get("VAE_DATA_DIR")
     overrides = {**settings, **({"data_dir": str(data_dir)} if data_dir else {})}
     return load_run_data(run, OmegaConf.create(overrides))
+
+
+def _run_of(checkpoint: Path) -> Path:
+    """The run or record folder holding the checkpoint file, whose config.yaml names its data."""
+    try:
+        return run_folder_of(checkpoint)
+    except CheckpointError as err:
+        raise CheckpointError(
+            f"{checkpoint} is not inside a run or record folder (<run>/checkpoints/*.ckpt next "
+            "to <run>/config.yaml), so the data it was trained on are not known: give its run "
+            "or record folder, or build the data module yourself (vae_lightning.data)."
+        ) from err
 
 
 def _device(device: str | torch.device) -> torch.device:

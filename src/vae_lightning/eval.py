@@ -16,12 +16,11 @@ from typing import Any
 import hydra
 import torch
 from hydra.errors import HydraException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from vae_lightning.cli import exit_with_message, run_app
-from vae_lightning.config import check_data_config, check_eval_config, config_dir
+from vae_lightning.config import check_eval_config, config_dir
 from vae_lightning.data.datamodule import InMemoryDataModule
 from vae_lightning.errors import ConfigError, UserError
 from vae_lightning.evaluation import figures
@@ -40,28 +39,13 @@ from vae_lightning.evaluation.metrics import (
     mean_and_sem,
     posteriors,
 )
+from vae_lightning.evaluation.run_data import load_data
 from vae_lightning.models.latent_diagnostics import latent_diagnostics
 from vae_lightning.models.ppca import fit_ppca, ppca_log_likelihood
 from vae_lightning.models.vae import VariationalAutoencoder
-from vae_lightning.schema import arguments, check_schema, unknown_key_message
+from vae_lightning.schema import check_schema
 
 log = logging.getLogger(__name__)
-
-
-def load_data(run: Path, overrides: DictConfig) -> InMemoryDataModule:
-    """The run's data module from its saved config.yaml, with the non-null overrides on top."""
-    data_cfg = OmegaConf.load(run / "config.yaml").data
-    settings = {k: v for k, v in overrides.items() if v is not None}
-    known = set(data_cfg) | set(arguments(data_cfg._target_)[0])
-    for key in settings:
-        if key not in known:
-            raise ConfigError(unknown_key_message(f"data.{key}", key, known - {"_target_"}))
-    data_cfg.merge_with(settings)
-    check_data_config(data_cfg)
-    datamodule = instantiate(data_cfg)
-    datamodule.prepare_data()  # missing or corrupt files fail here
-    datamodule.setup("test")
-    return datamodule
 
 
 @dataclass(frozen=True)

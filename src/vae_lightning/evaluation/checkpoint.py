@@ -118,10 +118,20 @@ def model_from_checkpoint(checkpoint: dict[str, Any], path: Path) -> VAE:
         model.load_state_dict(checkpoint["state_dict"])
     except (TypeError, ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(
-            f"{path} does not match this project's VAE ({type(err).__name__}: "
-            f"{str(err).splitlines()[0]}). Was it written by another version of vae-lightning?"
+            f"{path} does not match this project's VAE: its weights do not fit the network "
+            f"that its saved settings describe ({type(err).__name__}: {_first_reason(err)}). "
+            "Give a checkpoint written by `python -m vae_lightning.train` of this version of "
+            "vae-lightning, unchanged."
         ) from err
     return model.eval()
+
+
+def _first_reason(err: BaseException, limit: int = 300) -> str:
+    """The first line of an error, with the first item under it when it ends in a colon (as
+    load_state_dict's "Error(s) in loading state_dict for VAE:" does), cut at ``limit``."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [""]
+    text = " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def run_folder_of(checkpoint: Path) -> Path:

@@ -112,16 +112,23 @@ class VariationalAutoencoder(nn.Module):
         # Imported here: the evaluation package imports this module.
         from vae_lightning.evaluation.metrics import importance_sampled_log_likelihood
 
-        with _seeded(seed, x.device):
+        with _seeded(seed, next(self.parameters()).device):  # where the draws are made
             return importance_sampled_log_likelihood(self, x, num_samples, batch_size, chunk_size)
 
 
 @contextmanager
 def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
-    """Seed torch's generators with ``seed`` inside, and restore them after; None: unseeded."""
+    """Seed torch's CPU generator, and that of ``device`` if it is a GPU, with ``seed`` inside,
+    and restore them after; None: unseeded. Only these two: torch.manual_seed would also
+    reseed every other GPU (or, before CUDA starts, queue that reseeding for later), which
+    fork_rng does not restore."""
     if seed is None:
         yield
         return
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    gpu = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpu):
+        torch.random.default_generator.manual_seed(seed)
+        if gpu:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
         yield
