@@ -10,8 +10,9 @@ with the settings that differ, instead of in the data set's grid. The discussion
 number that the report does not compute from the records or take from the literature module
 (text.py).
 
-Modules: records (reading records), statistics (the tests and standard errors), quantities
-and comparisons (the named quantities of the templates), frey_split (a Frey Face split's test
+Modules: records (reading records), variants (a record's method, networks and optimiser, and
+where the page shows it), statistics (the tests and standard errors), quantities and
+comparisons (the named quantities of the templates), frey_split (a Frey Face split's test
 frames), text (templates), tables, figures, page (the page and the command line).
 """
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from statistics import fmean, stdev
 
 from vae_lightning.errors import UserError
-from vae_lightning.report.formats import as_text, listed, p_value
+from vae_lightning.report.formats import NONE, as_text, listed, p_value
 from vae_lightning.report.frey_split import test_frames_table
 from vae_lightning.report.quantities import PER_RECORD, final_slope, slope_unit
 from vae_lightning.report.records import Record
@@ -23,6 +23,7 @@ from vae_lightning.report.statistics import (
     spread_tests,
     welch,
 )
+from vae_lightning.report.variants import optimiser, same_optimiser
 
 Match = Callable[[str], list[Record]]
 LEVEL = f"{ALPHA:.0%}".replace("%", " %")
@@ -62,9 +63,37 @@ def estimate(value: Estimate) -> str:
     return f"{text}{verdict})"
 
 
+def compared(a: Record, b: Record, name: str) -> str:
+    """estimate(difference(a, b, name)) where both records evaluated the metric on the same
+    test images; else NONE, or that their test images differ."""
+    if a.metric(name) is None or b.metric(name) is None:
+        return NONE
+    try:
+        return estimate(difference(a, b, name))
+    except UserError:
+        return "not on the same test images"
+
+
 def diff(match: Match, a: str, b: str, name: str) -> str:
     """The difference of an evaluation metric, record a minus record b, on their test images."""
     return estimate(difference(one(match, a), one(match, b), name))
+
+
+def versus(match: Match, a: str, b: str, name: str) -> str:
+    """diff, or where there is none (no evaluation, other test images), why (compared)."""
+    return compared(one(match, a), one(match, b), name)
+
+
+def optimisers(match: Match, a: str, b: str) -> str:
+    """'the same optimiser, Adagrad (lr 0.02, ...)' or 'different optimisers: Adam (...) for
+    `a`, Adagrad (...) for `b`', from the two records' configs."""
+    first, second = one(match, a), one(match, b)
+    if same_optimiser(first, second):
+        return f"the same optimiser, {optimiser(first)}"
+    return (
+        f"different optimisers: {optimiser(first)} for `{first.name}`, {optimiser(second)} "
+        f"for `{second.name}`"
+    )
 
 
 def latent_steps(match: Match, pattern: str, name: str) -> str:
@@ -172,6 +201,7 @@ ACROSS: dict[str, Callable[..., str]] = {
         [str(latent) for latent in dict.fromkeys(r.latent_dim for r in match(pattern))]
     ),
     "level": lambda match: LEVEL,
+    "optimisers": optimisers,
     "slopes": slopes,
     "span": span,
     "repeated": repeated,
@@ -179,4 +209,5 @@ ACROSS: dict[str, Callable[..., str]] = {
     "latent_steps": latent_steps,
     "test_frames": lambda match, pattern: test_frames_table(match(pattern)),
     "two_sample": two_sample,
+    "versus": versus,
 }

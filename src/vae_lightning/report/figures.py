@@ -4,12 +4,14 @@ runs' learning curves, and the evaluations' image grids, as PNGs without metadat
 import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 from PIL import Image
 from torch import Tensor
@@ -18,6 +20,14 @@ from vae_lightning.evaluation.figures import is_titled, manifold_axes, save_titl
 from vae_lightning.literature import PAPER_BANDS, PUBLISHED
 from vae_lightning.report.formats import powers_of_ten
 from vae_lightning.report.records import Record, points, read_curve
+from vae_lightning.report.variants import (
+    labelled_methods,
+    method,
+    method_rank,
+    networks,
+    paper_networks,
+    variant,
+)
 
 CURVE_POINTS = 40  # at most this many points per curve, log-spaced in training samples
 MARGIN = 0.05  # of a panel's ELBO span, above and below
@@ -53,40 +63,65 @@ def save_elbo_curves(records: list[Record], path: Path) -> None:
     """The paper's Figure 2: per latent size a panel of train and validation ELBO against
     training samples seen (log scale), epoch ends thinned to a log-spaced schedule; the test
     ELBO of the evaluation at the end, and the paper's final values where read. Each panel
-    has its own ELBO axis (zoomed)."""
+    has its own ELBO axis (zoomed). Where a record's method is not AEVB (wake-sleep), each
+    curve's label starts with its method, AEVB's first, in one legend below the panels."""
     latents = sorted({r.latent_dim for r in records})
-    fig = Figure(figsize=(4 * len(latents), 4.5))
+    several = labelled_methods(records)
+    fig = Figure(figsize=(4 * len(latents), 5.5 if several else 4.5))
     axes = fig.subplots(1, len(latents), squeeze=False)[0]
     for ax, latent in zip(axes, latents, strict=True):
-        runs = [r for r in records if r.latent_dim == latent]
+        runs = sorted((r for r in records if r.latent_dim == latent), key=method_rank)
         curves, marks = [], []
         for i, run in enumerate(runs):
             shade = colormaps["tab10"](i)
-            budget = f" ({powers_of_ten(run.samples_seen)})" if len(runs) > 1 else ""
+            alike = [r for r in runs if method(r) == method(run)]
+            budget = f" ({powers_of_ten(run.samples_seen)})" if len(alike) > 1 else ""
+            who = f"{method(run)}, " if several else ""
             for key, marker, style in (("train/elbo", "o", "-"), ("val/elbo", "s", "--")):
                 curve = read_curve(run, key)
                 if curve := log_spaced([(s * run.batch_size, v) for s, v in curve]):
                     x, y = zip(*curve, strict=True)
-                    label = f"{key.split('/')[0]}{budget}"
+                    label = f"{who}{key.split('/')[0]}{budget}"
                     ax.plot(x, y, style, marker=marker, markersize=4, color=shade, label=label)
                     curves.append(list(y))
             if test := run.metric("elbo"):
-                label = f"test, evaluation{budget}"
+                label = f"{who}test, evaluation{budget}"
                 ax.plot(
                     run.samples_seen, test["mean"], "*", markersize=12, color=shade, label=label
                 )
                 marks.append(test["mean"])
         if band := PAPER_BANDS.get((runs[0].data, latent)):
-            ax.axhspan(*band, color="grey", alpha=0.25, label="paper, after $10^8$")
+            paper = "paper's AEVB" if several else "paper"
+            ax.axhspan(*band, color="grey", alpha=0.25, label=f"{paper}, after $10^8$")
             marks += band
         if curves or marks:
             ax.set_ylim(*zoomed(curves, marks))
         ax.set(xscale="log", title=f"{runs[0].title}, latent {latent}", xlabel="training samples")
         ax.xaxis.set_minor_formatter(NullFormatter())  # decades labelled, never overlapping
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc="lower right")
+        if not several:
+            ax.legend(fontsize="small", loc="lower right")
     axes[0].set_ylabel("ELBO (nats per data point)")
-    fig.tight_layout()
+    if several:  # one legend below the panels, over none of the curves: a column a method
+        methods = [method(r) for r in sorted(records, key=method_rank)]
+        columns: dict[str, dict[str, Any]] = {m: {} for m in methods} | {"": {}}
+        for ax in axes:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                column = next((m for m in methods if label.startswith(f"{m}, ")), "")
+                columns[column].setdefault(label, handle)
+        columns = {m: entries for m, entries in columns.items() if entries}
+        rows = max(map(len, columns.values()))
+        blank = Line2D([], [], linestyle="none")
+        entries = [
+            entry
+            for column in columns.values()
+            for entry in [*column.items(), *[("", blank)] * (rows - len(column))]
+        ]
+        labels, handles = zip(*entries, strict=True)
+        fig.legend(handles, labels, loc="lower center", ncol=len(columns))
+        fig.tight_layout(rect=(0, (0.15 + 0.25 * rows) / fig.get_figheight(), 1, 1))
+    else:
+        fig.tight_layout()
     fig.savefig(path, **PNG)
 
 
@@ -174,6 +209,13 @@ def save_image_figure(source: Path, title: str, path: Path, axes: Tensor | None)
         save_titled_grid(Image.open(source), title, path, axes, **PNG)
 
 
+def described_training(r: Record) -> str:
+    """'wake-sleep', 'conv (channels 32, 64; hidden 256)' or both: what sets a record apart
+    from AEVB on the paper's MLPs."""
+    parts = [] if method(r) == "AEVB" else [method(r)]
+    return ", ".join(parts + ([] if paper_networks(r) else [networks(r)]))
+
+
 def figure(path: str, caption: str) -> list[str]:
     return [f"![{caption}]({path})", "", f"*{caption}*", ""]
 
@@ -185,7 +227,9 @@ def image_figures(records: list[Record], out: Path) -> list[str]:
         if r.eval_folder is None:
             continue
         budget = powers_of_ten(r.samples_seen)
-        name = f"{r.stem}_latent{r.latent_dim}_{r.samples_seen}"
+        # AEVB on the paper's MLPs as ever; others named by what sets them apart.
+        name = f"{r.stem}_latent{r.latent_dim}_{r.samples_seen}{variant(r)}"
+        trained = "" if not variant(r) else f", {described_training(r)}"
         axes = manifold_axes(r.evaluation.get("manifold_size", 20))  # older, bare grids: prior
         for kind, what, grid_axes in (
             ("manifold", "learned 2-D manifold, E[x|z] (Figure 4)", axes),
@@ -193,7 +237,7 @@ def image_figures(records: list[Record], out: Path) -> list[str]:
         ):
             if (source := r.eval_folder / f"{kind}.png").is_file():
                 target = f"figures/{name}_{kind}.png"
-                title = f"{r.title}, latent {r.latent_dim}, {budget} samples: {what}"
+                title = f"{r.title}, latent {r.latent_dim}, {budget} samples{trained}: {what}"
                 save_image_figure(source, title, out / target, grid_axes)
                 lines += figure(target, title + ".")
     return lines

@@ -20,6 +20,7 @@ from vae_lightning.report.formats import parse_power, powers_of_ten, setting, wi
 from vae_lightning.report.frey_split import cut, split_of
 from vae_lightning.report.records import Record, points, read_curve, shown, training_hours
 from vae_lightning.report.statistics import slope as fitted_slope
+from vae_lightning.report.variants import method, networks, optimiser
 
 
 def eval_value(r: Record, path: str) -> Any:
@@ -238,12 +239,16 @@ PER_RECORD: dict[str, Callable[..., float | str]] = {
     "mean": mean,
     "median_hours": median_hours,
     "median_rate": lambda r: f"{r.summary['train_samples_per_sec_median']:,.0f}",
+    "method": method,
     "metric": metric,
     "minus": minus,
+    "networks": networks,
+    "optimiser": optimiser,
     "percentiles": percentiles,
     "points": lambda r: points(r.evaluation),
     "prior_percentiles": prior_percentiles,
     "ratio": ratio,
+    "record": lambda r: f"`{r.name}`",
     "repeated_epochs": repeated_epochs,
     "resumes": resumes,
     "rise": rise,

@@ -3,9 +3,31 @@ own spread, the comparison with the paper, record runs and studies."""
 
 import math
 
-from vae_lightning.literature import BURDA, PAPER_BANDS, PAPER_SAMPLES, PUBLISHED
+from vae_lightning.literature import (
+    BURDA,
+    BURDA_EPOCHS,
+    BURDA_HIDDEN,
+    BURDA_IMAGES,
+    BURDA_IS_SAMPLES,
+    BURDA_LATENT,
+    BURDA_TABLE_1,
+    BURDA_TEST_IMAGES,
+    PAPER_BANDS,
+    PAPER_SAMPLES,
+    PUBLISHED,
+)
+from vae_lightning.report.comparisons import compared
 from vae_lightning.report.formats import NONE, listed, powers_of_ten, setting, wall_time, with_sem
 from vae_lightning.report.records import Record, points, read_curve
+from vae_lightning.report.variants import (
+    labelled_methods,
+    method,
+    method_rank,
+    networks,
+    optimiser,
+    paired_records,
+    paper_networks,
+)
 
 COMPARED_BUDGETS = (10**6, 10**7)  # training samples at which the validation ELBO is compared
 
@@ -50,9 +72,19 @@ def active_units_note(records: list[Record]) -> list[str]:
     return [note, ""]
 
 
+def by_method(records: list[Record]) -> tuple[list[Record], bool]:
+    """The records by latent size and method (AEVB first), and whether they hold a method
+    other than AEVB (then a table names each row's)."""
+    ordered = sorted(records, key=lambda r: (r.latent_dim, method_rank(r)))  # stable
+    return ordered, labelled_methods(records)
+
+
 def results_table(records: list[Record]) -> list[str]:
-    """A data set's results, one row per record; ELBO and IS of the same evaluated points."""
-    header = ["latent", "training samples", "test points", "test ELBO", "IS log p(x)"]
+    """A data set's results, one row per record; ELBO and IS of the same evaluated points.
+    A column names each row's method where a record's is not AEVB (wake-sleep)."""
+    records, several = by_method(records)
+    header = ["latent", *(["method"] if several else []), "training samples", "test points"]
+    header += ["test ELBO", "IS log p(x)"]
     header += ["IS - ELBO", "K", "active units", "train ELBO (last epoch)", "wall time"]
     header.append("machine")
     if binarised := records[0].data == "MNISTDataModule":
@@ -72,7 +104,8 @@ def results_table(records: list[Record]) -> list[str]:
             test = metrics.get("test/elbo")
             evaluated = ["all", NONE if test is None else f"{test:.2f}", NONE, NONE, NONE, NONE]
         train = metrics.get("train/elbo")
-        cells = [str(record.latent_dim), f"{record.samples_seen:,}", *evaluated]
+        cells = [str(record.latent_dim), *([method(record)] if several else [])]
+        cells += [f"{record.samples_seen:,}", *evaluated]
         cells += [NONE if train is None else f"{train:.2f}"]
         cells += [wall_time(record.summary["wall_time_s"]), record.summary.get("machine", NONE)]
         if binarised:
@@ -83,10 +116,11 @@ def results_table(records: list[Record]) -> list[str]:
 
 def estimator_table(records: list[Record]) -> list[str]:
     """The importance sampler's own spread: two independent K/2 estimates on the same points."""
-    rows = [r for r in records if r.metric("is_half_k_difference") is not None]
+    rows, several = by_method([r for r in records if r.metric("is_half_k_difference") is not None])
     if not rows:
         return []
-    header = ["latent", "training samples", "IS at K/2", "IS at K", "rise K/2 → K"]
+    header = ["latent", *(["method"] if several else []), "training samples"]
+    header += ["IS at K/2", "IS at K", "rise K/2 → K"]
     header.append("difference of the two K/2 estimates")
     cells = []
     for r in rows:
@@ -95,6 +129,7 @@ def estimator_table(records: list[Record]) -> list[str]:
         cells.append(
             [
                 str(r.latent_dim),
+                *([method(r)] if several else []),
                 f"{r.samples_seen:,}",
                 *(f"{m:.2f}" for m in means),
                 with_sem(r.metric("is_half_k_difference")),
@@ -165,9 +200,13 @@ def records_table(records: list[Record], hours: dict[str, float]) -> list[str]:
 
 
 def study_table(records: list[Record]) -> list[str]:
-    """One row per record of a study with the overrides that not every record shares."""
+    """One row per record of a study with the overrides that not every record shares, and
+    its method and networks where these differ between the records."""
     shared = set.intersection(*(set(r.overrides) for r in records))
-    header = ["record", "settings", "latent", "training samples", "test points"]
+    shown = [(name, f) for name, f in (("method", method), ("networks", networks))]
+    shown = [(name, f) for name, f in shown if len({f(r) for r in records}) > 1]
+    header = ["record", "settings", *(name for name, _ in shown), "latent"]
+    header += ["training samples", "test points"]
     header += ["train ELBO (last epoch)", "test ELBO", "IS log p(x)", "active units"]
     header.append("train - test ELBO")
     rows = []
@@ -179,6 +218,7 @@ def study_table(records: list[Record]) -> list[str]:
             [
                 f"`{r.folder.name}`",
                 settings,
+                *(f(r) for _, f in shown),
                 str(r.latent_dim),
                 f"{r.samples_seen:,}",
                 points(r.evaluation) if r.evaluation else NONE,
@@ -189,4 +229,152 @@ def study_table(records: list[Record]) -> list[str]:
                 gap,
             ]
         )
+    return markdown(header, rows)
+
+
+NOT_YET = "not yet recorded"
+
+
+def test_elbo(r: Record) -> str:
+    """The evaluation's test ELBO ± its s.e., else the training run's test (all points)."""
+    if r.evaluation:
+        return with_sem(r.metric("elbo"))
+    test = r.summary["metrics"].get("test/elbo")
+    return NONE if test is None else f"{test:.2f}"
+
+
+def test_points(records: list[Record]) -> str:
+    """The evaluated points of the records, once if they are the same test images."""
+    shown = list(dict.fromkeys(points(r.evaluation) if r.evaluation else "all" for r in records))
+    if len({r.test_images for r in records}) == 1:
+        shown = shown[:1]
+    return " / ".join(shown)
+
+
+def budgets(pair: list[Record | None]) -> str:
+    """The training samples of a pair of records, once if the same ('10^7'), else each with
+    its method ('AEVB 10^7, wake-sleep 10^6')."""
+    present = [r for r in pair if r is not None]
+    if len({r.samples_seen for r in present}) == 1:
+        return powers_of_ten(present[0].samples_seen)
+    return ", ".join(f"{method(r)} {powers_of_ten(r.samples_seen)}" for r in present)
+
+
+def wake_sleep_table(pairs: list[tuple[Record | None, Record | None]]) -> list[str]:
+    """AEVB against wake-sleep per data set and latent size: each method's test ELBO and
+    their difference on the same test images (paired, or with the bound on its s.e.)."""
+    header = ["data", "latent", "training samples", "test points", "AEVB test ELBO"]
+    header += ["wake-sleep test ELBO", "AEVB - wake-sleep"]
+    rows = []
+    for aevb, sleep in pairs:
+        present = [r for r in (aevb, sleep) if r is not None]
+        cells = [present[0].title, str(present[0].latent_dim), budgets([aevb, sleep])]
+        cells.append(test_points(present))
+        cells += [NOT_YET if r is None else test_elbo(r) for r in (aevb, sleep)]
+        cells.append(NONE if len(present) < 2 else compared(aevb, sleep, "elbo"))
+        rows.append(cells)
+    return markdown(header, rows)
+
+
+def networks_table(pairs: list[tuple[Record, Record | None]]) -> list[str]:
+    """Each record of other networks and the record of the paper's MLPs it is compared
+    with, with the settings that tell them apart."""
+    header = ["record", "networks", "method", "optimiser", "latent", "training samples"]
+    header += ["test points", "test ELBO", "IS log p(x)", "active units"]
+    rows = [
+        [
+            f"`{r.name}`",
+            networks(r),
+            method(r),
+            optimiser(r),
+            str(r.latent_dim),
+            f"{r.samples_seen:,}",
+            points(r.evaluation) if r.evaluation else NONE,
+            test_elbo(r),
+            with_sem(r.metric("log_likelihood_is")),
+            active_units(r),
+        ]
+        for r in paired_records(pairs)
+    ]
+    return markdown(header, rows)
+
+
+def burda_network(r: Record) -> bool:
+    """Whether the record's network is Burda et al.'s one-stochastic-layer MNIST model."""
+    model = r.config.get("model") or {}
+    return (
+        r.data == "MNISTDataModule"
+        and paper_networks(r)
+        and r.latent_dim == BURDA_LATENT
+        and model.get("hidden_dims") == BURDA_HIDDEN
+    )
+
+
+IWAE_MODELS = {"elbo": "VAE (the ELBO)", "iwae": "IWAE (the bound L_k)"}
+
+
+def iwae_table(pairs: list[tuple[Record | None, Record]]) -> list[str]:
+    """Each IWAE record, the record trained with the ELBO on its network, their differences
+    on the same test images, and Burda et al.'s Table 1 rows for the same network and k."""
+    header = ["source", "model", "k", "training samples", "test points", "test ELBO"]
+    header += ["IS log p(x)", "K", "active units"]
+    rows = []
+    for vae, iwae in pairs:
+        k = (iwae.config.get("model") or {}).get("num_samples", 1)
+        for objective, r in (("elbo", vae), ("iwae", iwae)):
+            if r is None:
+                rows.append(["ours", IWAE_MODELS[objective], str(k), *[NOT_YET] * 6])
+                continue
+            rows.append(
+                [
+                    f"ours: `{r.name}`",
+                    IWAE_MODELS[objective],
+                    str(k),
+                    f"{r.samples_seen:,}",
+                    points(r.evaluation) if r.evaluation else NONE,
+                    test_elbo(r),
+                    with_sem(r.metric("log_likelihood_is")),
+                    str((r.evaluation or {}).get("num_importance_samples", NONE)),
+                    active_units(r),
+                ]
+            )
+        units = NONE
+        if vae is not None and vae.latent_diagnostics and iwae.latent_diagnostics:
+            counts = [r.latent_diagnostics["active_units"] for r in (iwae, vae)]
+            units = f"{counts[0] - counts[1]:+d}"
+        rows.append(
+            [
+                "ours: IWAE - VAE, same test images",
+                "",
+                "",
+                "",
+                NONE if vae is None else test_points([vae, iwae]),
+                NONE if vae is None else compared(iwae, vae, "elbo"),
+                NONE if vae is None else compared(iwae, vae, "log_likelihood_is"),
+                "",
+                units,
+            ]
+        )
+        if not (burda_network(iwae) and ("IWAE", k) in BURDA_TABLE_1):
+            continue
+        published = {model: BURDA_TABLE_1[model, k] for model in ("VAE", "IWAE")}
+        source = f"{BURDA}, Table 1"
+        for model, objective in (("VAE", "elbo"), ("IWAE", "iwae")):
+            value, active = published[model]
+            rows.append(
+                [
+                    source,
+                    IWAE_MODELS[objective],
+                    str(k),
+                    f"{BURDA_EPOCHS * BURDA_IMAGES:,}",
+                    f"all {BURDA_TEST_IMAGES:,}",
+                    NONE,
+                    f"{value:.2f}",
+                    str(BURDA_IS_SAMPLES),
+                    f"{active} of {BURDA_LATENT}",
+                ]
+            )
+        (vae_value, vae_units), (iwae_value, iwae_units) = published["VAE"], published["IWAE"]
+        difference = [NONE, f"{iwae_value - vae_value:+.2f}", "", f"{iwae_units - vae_units:+d}"]
+        rows.append([f"{source}: IWAE - VAE", "", "", "", "", *difference])
     return markdown(header, rows)

@@ -1,6 +1,7 @@
 """The report's prose: templates whose every number is a computed placeholder.
 
-A template (``discussion.md``, a study's ``study.md``) is markdown with placeholders
+A template (``discussion.md``, a study's ``study.md``, the prose of the page's sections of
+methods and networks in page.py) is markdown with placeholders
 ``${function(argument, ...)}``:
 
 - a quantity of one record (quantities.PER_RECORD), its first argument the record's name or a
