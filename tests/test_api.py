@@ -214,6 +214,21 @@ def test_log_likelihood_agrees_with_eval_json_to_the_estimators_noise(
     assert tolerance < 0.1 * metrics["is_minus_elbo"]["mean"]
 
 
+def test_latent_diagnostics_are_the_evaluations(model, test_images, evaluation):
+    """The same active units, KL per dimension and mutual information as eval.json's."""
+    recorded = evaluation[0]["latent"]
+    ours = model.latent_diagnostics(
+        test_images,
+        recorded["active_unit_threshold"],
+        recorded["mutual_info_points"],
+        seed=evaluation[0]["seed"],
+    )
+    assert ours["active_units"] == recorded["active_units"]
+    assert ours["kl_per_dim"] == pytest.approx(recorded["kl_per_dim"], rel=1e-5, abs=1e-6)
+    assert ours["mutual_info"] == pytest.approx(recorded["mutual_info"], rel=1e-5, abs=1e-6)
+    assert ours["kl"] == pytest.approx(evaluation[0]["metrics"]["kl"]["mean"], rel=1e-5)
+
+
 def test_seeded_calls_are_reproducible_and_leave_the_global_generator_alone(model, test_images):
     x = test_images[:8]
     state = torch.get_rng_state()

@@ -36,6 +36,7 @@ AUTOENCODER_INTERFACE = frozenset(
         "reconstruct",
         "sample",
         "log_likelihood",
+        "latent_diagnostics",
     }
 )
 # Devices on which torch fuses Adam, AdamW and Adagrad alike (optimizer.fused=true).

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, distributions, nn
 
 from vae_lightning.models.elbo import Elbo, gaussian_kl, reparameterize
+from vae_lightning.models.latent_diagnostics import latent_diagnostics
 from vae_lightning.models.networks import DEFAULT_DECODER, DEFAULT_ENCODER, build_networks
 
 
@@ -92,6 +93,27 @@ class VariationalAutoencoder(nn.Module):
                 "and mean(z) are what every decoder has."
             )
         return self.decoder.distribution(z)
+
+    @torch.no_grad()
+    def latent_diagnostics(
+        self,
+        x: Tensor,
+        threshold: float = 0.01,
+        mutual_info_points: int | None = None,
+        seed: int = 0,
+        batch_size: int = 1000,
+    ) -> dict[str, Any]:
+        """The latent diagnostics of the images x, as eval.json's ``latent`` holds them
+        (models/latent_diagnostics.py): active units (A_u > ``threshold``), KL per dimension
+        and its sum, mutual information I_q(x; z) over ``mutual_info_points`` of the images
+        drawn with ``seed`` (None: all), and KL(q(z) || p(z)); nats."""
+        mu, logvar = [], []
+        for batch in x.split(batch_size):
+            m, v = self.encoder(batch.to(next(self.parameters()).device))
+            mu.append(m.float().cpu())
+            logvar.append(v.float().cpu())
+        mu, logvar = torch.cat(mu), torch.cat(logvar)
+        return latent_diagnostics(mu, logvar, threshold, mutual_info_points, seed)
 
     @torch.no_grad()
     def log_likelihood(
