@@ -20,8 +20,7 @@ from vae_lightning.data.datamodule import InMemoryDataModule
 from vae_lightning.errors import ConfigError, UserError
 from vae_lightning.evaluation.checkpoint import (
     CheckpointError,
-    load_checkpoint_file,
-    model_from_checkpoint,
+    load_model,
     resolve_checkpoint,
     run_folder_of,
 )
@@ -39,7 +38,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> VariationalAut
     """
     device = _device(device)
     checkpoint = resolve_checkpoint(path, key="path")
-    module = model_from_checkpoint(load_checkpoint_file(checkpoint), checkpoint)
+    module = load_model(checkpoint)
     model = module.vae.to(device).eval()
     try:
         config = OmegaConf.load(run_folder_of(checkpoint) / "config.yaml")
