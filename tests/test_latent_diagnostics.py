@@ -15,6 +15,7 @@ from conftest import run_cli, tiny_overrides
 
 from vae_lightning.models.elbo import gaussian_kl
 from vae_lightning.models.latent_diagnostics import (
+    LatentDiagnostics,
     kl_per_dimension,
     latent_diagnostics,
     log_aggregate_posterior,
@@ -71,6 +72,39 @@ def test_the_mutual_information_is_within_its_bias_and_never_above_log_n():
     for n in (2, 5, 20):
         tiny = mutual_information(mu[:n], logvar[:n], torch.Generator().manual_seed(0))
         assert tiny <= math.log(n) + 1e-9
+
+
+def test_scoring_a_subset_of_the_draws_keeps_the_mixture_and_its_ceiling():
+    """Rows of the first M points against the mixture of all N: rows=N is the full estimate,
+    fewer rows estimate the same 2 nats within their larger noise and never exceed log N."""
+    norm = math.sqrt(0.25 * (math.e**2 - 1))
+    mu, logvar = ppca_posteriors(torch.tensor([norm, norm]), 0.25, n=1500, seed=1)
+
+    def estimate(rows, seed=0):
+        return mutual_information(mu, logvar, torch.Generator().manual_seed(seed), rows)
+
+    assert estimate(1500) == estimate(None)
+    subsets = torch.tensor([estimate(150, seed) for seed in range(20)])
+    assert subsets.mean().item() == pytest.approx(2.0, abs=0.1)
+    assert subsets.std().item() > 0
+    assert estimate(3, seed=1) <= math.log(1500) + 1e-9
+
+
+def test_the_epoch_metric_gathered_batch_by_batch_is_the_whole_splits_diagnostics():
+    """Active units and the KL per dimension from the float32 batch sums equal those of all
+    the points at once; the mutual information is `mutual_information` of the kept points."""
+    mu, logvar = ppca_posteriors(torch.tensor([3.0, 1.0, 0.08, 0.0]), 0.25, n=3000)
+    mu, logvar = mu.float() + 0.5, logvar.float()  # a mean away from 0, as trained models have
+    metric = LatentDiagnostics(threshold=0.01, mutual_info_points=700, mutual_info_rows=50)
+    for rows in torch.arange(3000).split(256):
+        metric.update(mu[rows], logvar[rows])
+    ours, whole = metric.summary(), latent_diagnostics(mu, logvar, threshold=0.01)
+    assert ours["active_units"] == whole["active_units"] == 3
+    for name in ("unit_activity", "kl_per_dim"):
+        assert ours[name] == pytest.approx(whole[name], rel=1e-5, abs=1e-7), name
+    generator = torch.Generator().manual_seed(0)
+    assert ours["mutual_info"] == mutual_information(mu[:700], logvar[:700], generator, 50)
+    assert ours["mutual_info_points"] == 700
 
 
 def test_the_aggregate_posterior_is_the_mixture_of_the_posteriors():
