@@ -75,3 +75,22 @@ class SignalAtStep(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), getattr(signal, self.signal))
+
+
+class SignalAtEpochEndAtStep(L.Callback):
+    """Sends this process `signal` at global step `step` as validation starts (after the
+    training batches of an epoch) or, with `hook=epoch_end`, as the epoch's end hooks run
+    (after its validation)."""
+
+    def __init__(self, step: int, hook: str = "validation", signal: str = "SIGTERM") -> None:
+        self.step, self.hook, self.signal = step, hook, signal
+
+    def _send(self, trainer, hook: str) -> None:
+        if hook == self.hook and not trainer.sanity_checking and trainer.global_step == self.step:
+            os.kill(os.getpid(), getattr(signal, self.signal))
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._send(trainer, "validation")
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._send(trainer, "epoch_end")

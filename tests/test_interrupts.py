@@ -48,3 +48,22 @@ def test_an_interrupt_checkpoints_its_step_and_says_how_to_resume(
     # Both processes counted: the first one's training time, as its checkpoint holds it.
     assert first_seconds == pytest.approx(first_process_seconds, abs=0.02)
     assert "interrupted" not in summary and summary["resumed_from"][0]["step"] == 8
+
+
+@pytest.mark.parametrize(("step", "hook"), [(5, "validation"), (10, "epoch_end")])
+def test_an_interrupt_at_an_epochs_end_resumes_with_the_next_epoch(
+    step, hook, uninterrupted, tiny_data, tmp_path
+):
+    """SIGTERM as the validation at the end of epoch 0 (step 5) starts, which would stop it
+    after the first of its 5 batches, or as the end hooks of epoch 1 (step 10) run: the
+    checkpoint is of that step, and the resumed run is the run never stopped, every epoch
+    and every validation once, numbered and valued as there."""
+    run = tmp_path / "run"
+    fault = _fault("SignalAtEpochEndAtStep", step)
+    result = _train(tiny_data, tmp_path, run, *fault, f"+callbacks.kill.hook={hook}")
+    assert result.returncode == 143, result.stderr[-3000:]
+    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == step
+    resumed = _train(tiny_data, tmp_path, run, "auto_resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _assert_same_record(run, uninterrupted)

@@ -16,9 +16,11 @@ from vae_lightning.tracking.wandb_offline import logged_values
 from vae_lightning.training.run_folder import RunFolder
 
 TESTS = Path(__file__).resolve().parent
-# 3 epochs of 5 steps; a checkpoint every 2 steps as well as at each epoch's end.
+# 3 epochs of 5 steps; a checkpoint every 2 steps as well as at each epoch's end; validation
+# in 5 batches, so that a stop can come in the middle of one.
 ARGS = [
     "trainer.max_epochs=3",
+    "data.eval_batch_size=10",
     "test=false",
     "callbacks.interval_checkpoint.every_n_train_steps=2",
     "callbacks.interval_checkpoint.train_time_interval=null",
