@@ -118,34 +118,58 @@ def arm(match: Match, pattern: str, function: str, *args: str) -> str:
     return f"{fmean(found):.2f} (s.d. {stdev(found):.2f} over {len(found)} seeds)"
 
 
+def verdict(tests: dict[str, float], finding: str) -> str:
+    """Which of two tests (name -> p-value) find ``finding`` at the report's level: 'both tests
+    detect ...', 'neither test detects ...' or 'the F-test detects ..., the other does not'."""
+    detected = [name for name, p in tests.items() if p < ALPHA]
+    if not detected:
+        return f"neither test detects {finding}"
+    if len(detected) == len(tests):
+        return f"both tests detect {finding}"
+    [missed] = tests.keys() - set(detected)
+    return f"{detected[0]} detects {finding}, {missed} does not"
+
+
+def location_tests(welch_p: float, permutation_p: float) -> dict[str, float]:
+    """The p-values of Welch's t-test and the exact permutation test, by the names the
+    verdict gives them."""
+    return {"Welch's test": welch_p, "the permutation test": permutation_p}
+
+
 def two_sample(match: Match, a: str, b: str, function: str, *args: str) -> str:
     """Two groups of records (the seeds of two settings) compared on a per-record number:
     their means and s.d.s, the difference, Welch's t-test and the exact permutation test."""
     x, y = values(match, a, function, *args), values(match, b, function, *args)
     t, perm = welch(x, y), permutation_test(x, y)
-    tests = {"Welch's test": t.p, "the permutation test": perm.p}
-    verdict = f"a difference at the {LEVEL} level"
-    detected = [name for name, p in tests.items() if p < ALPHA]
-    if not detected:
-        verdict = f"neither test detects {verdict}"
-    elif len(detected) == len(tests):
-        verdict = f"both tests detect {verdict}"
-    else:
-        [missed] = tests.keys() - set(detected)
-        verdict = f"{detected[0]} detects {verdict}, {missed} does not"
+    tests = location_tests(t.p, perm.p)
     return (
         f"{arm(match, a, function, *args)} against {arm(match, b, function, *args)}, a "
         f"difference of {fmean(x) - fmean(y):+.2f}; Welch's t = {t.t:.2f} on {t.df:.1f} "
         f"degrees of freedom, p = {p_value(t.p)}; exact permutation test over the "
         f"{perm.count} ways to split the seeds, p = {p_value(perm.p)} (the smallest it can give "
-        f"with these seeds is {p_value(perm.smallest)}): {verdict}"
+        f"with these seeds is {p_value(perm.smallest)}): "
+        f"{verdict(tests, f'a difference at the {LEVEL} level')}"
     )
+
+
+def detects(match: Match, a: str, b: str, function: str, *args: str) -> str:
+    """Two_sample's verdict alone: which of its two tests detect a difference of the means."""
+    x, y = values(match, a, function, *args), values(match, b, function, *args)
+    tests = location_tests(welch(x, y).p, permutation_test(x, y).p)
+    return verdict(tests, f"a difference at the {LEVEL} level")
 
 
 def difference_of_means(match: Match, a: str, b: str, function: str, *args: str) -> str:
     """mean over group a minus mean over group b of a per-record number, signed."""
     x, y = values(match, a, function, *args), values(match, b, function, *args)
     return f"{fmean(x) - fmean(y):+.2f}"
+
+
+def spread_verdict(x: list[float], y: list[float]) -> str:
+    """Which of the F-test and the Brown-Forsythe test find the spreads unequal."""
+    tests = spread_tests(x, y)
+    named = {"the F-test": tests.f_p, "the Brown-Forsythe test": tests.brown_forsythe_p}
+    return verdict(named, f"unequal spreads at the {LEVEL} level")
 
 
 def spread(match: Match, a: str, b: str, function: str, *args: str) -> str:
@@ -155,8 +179,13 @@ def spread(match: Match, a: str, b: str, function: str, *args: str) -> str:
     return (
         f"s.d. {stdev(x):.2f} against {stdev(y):.2f}: the F-test, which assumes normally "
         f"distributed values, gives p = {p_value(tests.f_p)}; the Brown-Forsythe test, which "
-        f"does not, p = {p_value(tests.brown_forsythe_p)}"
+        f"does not, p = {p_value(tests.brown_forsythe_p)}: {spread_verdict(x, y)}"
     )
+
+
+def spreads_differ(match: Match, a: str, b: str, function: str, *args: str) -> str:
+    """Spread's verdict alone."""
+    return spread_verdict(values(match, a, function, *args), values(match, b, function, *args))
 
 
 def each(match: Match, function: str, pattern: str, *args: str) -> str:
@@ -194,6 +223,7 @@ def repeated(match: Match, pattern: str) -> str:
 
 
 ACROSS: dict[str, Callable[..., str]] = {
+    "detects": detects,
     "diff": diff,
     "difference_of_means": difference_of_means,
     "each": each,
@@ -206,6 +236,7 @@ ACROSS: dict[str, Callable[..., str]] = {
     "span": span,
     "repeated": repeated,
     "spread": spread,
+    "spreads_differ": spreads_differ,
     "latent_steps": latent_steps,
     "test_frames": lambda match, pattern: test_frames_table(match(pattern)),
     "two_sample": two_sample,

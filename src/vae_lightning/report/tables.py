@@ -3,6 +3,7 @@ own spread, the comparison with the paper, record runs and studies."""
 
 import math
 
+from vae_lightning.errors import UserError
 from vae_lightning.literature import (
     BURDA,
     BURDA_EPOCHS,
@@ -199,10 +200,41 @@ def records_table(records: list[Record], hours: dict[str, float]) -> list[str]:
     return markdown(header, rows)
 
 
+# Overrides that change what a run prints or where it writes, never its numbers.
+DISPLAY_ONLY = ("callbacks.progress_bar.", "hydra.", "auto_resume", "experiment")
+
+
+def setting_of(r: Record, key: str) -> str:
+    """The value of a config key in a record's run as text; for a config group (a mapping in
+    the config, e.g. `logger`) the choice its command line made, if it made one."""
+    try:
+        value = r.setting(key)
+    except UserError:
+        return NONE
+    if isinstance(value, dict):
+        chosen = [o.split("=", 1)[1] for o in r.overrides if o.split("=", 1)[0] == key]
+        return chosen[-1] if chosen else NONE
+    return str(value)
+
+
+def differing_settings(records: list[Record]) -> list[str]:
+    """The config keys that some record's command line sets (display-only ones aside) and
+    whose values, as the runs' configs hold them, differ between the records."""
+    keys = dict.fromkeys(
+        o.split("=", 1)[0].lstrip("+~") for r in records for o in r.overrides if "=" in o
+    )
+    return [
+        k
+        for k in keys
+        if not k.startswith(DISPLAY_ONLY) and len({setting_of(r, k) for r in records}) > 1
+    ]
+
+
 def study_table(records: list[Record]) -> list[str]:
-    """One row per record of a study with the overrides that not every record shares, and
-    its method and networks where these differ between the records."""
-    shared = set.intersection(*(set(r.overrides) for r in records))
+    """One row per record of a study with the settings that differ between its records (from
+    their configs, so a default given explicitly reads as one left out), and its method and
+    networks where these differ between the records."""
+    keys = differing_settings(records)
     shown = [(name, f) for name, f in (("method", method), ("networks", networks))]
     shown = [(name, f) for name, f in shown if len({f(r) for r in records}) > 1]
     header = ["record", "settings", *(name for name, _ in shown), "latent"]
@@ -213,7 +245,7 @@ def study_table(records: list[Record]) -> list[str]:
     for r in records:
         train, test = r.summary["metrics"].get("train/elbo"), r.metric("elbo")
         gap = NONE if train is None or test is None else f"{train - test['mean']:.2f}"
-        settings = ", ".join(f"`{o}`" for o in r.overrides if o not in shared) or NONE
+        settings = ", ".join(f"`{k}={setting_of(r, k)}`" for k in keys) or NONE
         rows.append(
             [
                 f"`{r.folder.name}`",
