@@ -122,3 +122,35 @@ def test_a_frey_face_split_is_whole_runs_but_for_its_last():
     assert all(first % 50 == 0 for first, _ in test)
     assert sum(last - first + 1 for first, last in test) == 200
     assert sum((last + 1) % 50 != 0 and last != 1964 for _, last in test) <= 1
+
+
+def test_the_verdicts_alone_name_the_tests_that_decide(records):
+    """Welch's p = 0.017, the permutation test's 0.10 (its smallest with 3 seeds per arm); the
+    spreads are equal, so neither spread test finds them unequal."""
+    text = render(
+        "${detects(study/b_*, study/a_*, mean, elbo)}; ${spreads_differ(study/b_*, study/a_*, "
+        "mean, elbo)}",
+        records,
+        Path("t"),
+    )
+    assert text == (
+        "Welch's test detects a difference at the 5 % level, the permutation test does not; "
+        "neither test detects unequal spreads at the 5 % level"
+    )
+
+
+def test_a_study_table_shows_the_settings_that_differ_as_the_configs_hold_them(tmp_path):
+    """An explicit default reads as one left out; display-only overrides are not settings."""
+    from vae_lightning.report.tables import study_table
+
+    for name, overrides in (
+        ("a", ["model.latent_dim=2"]),
+        ("b", ["model.latent_dim=2", "data.split_seed=0", "callbacks.progress_bar.refresh_rate=0"]),
+        ("c", ["model.latent_dim=2", "data.split_seed=1"]),
+    ):
+        seed = 1 if name == "c" else 0
+        write_record(tmp_path / name, 2, [-10.0, -11.0], {"split_seed": seed})
+        (tmp_path / name / "overrides.yaml").write_text(json.dumps(overrides))
+    rows = study_table(find_records([tmp_path]))
+    settings = [row.split(" | ")[1] for row in rows[2:]]
+    assert settings == ["`data.split_seed=0`", "`data.split_seed=0`", "`data.split_seed=1`"]
