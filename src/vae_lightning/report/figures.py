@@ -159,7 +159,7 @@ def save_kl_per_dimension(records: list[Record], path: Path) -> None:
         ax.set(yscale="log", ylim=(KL_FLOOR / 2, None), xlabel="dimension, by decreasing KL")
         ax.set_title(f"{runs[0].title}, latent {latent}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc="upper right")
+        ax.legend(fontsize="small", loc="lower left")
     axes[0].set_ylabel("KL per dimension (nats per data point)")
     fig.tight_layout()
     fig.savefig(path, **PNG)
