@@ -17,6 +17,7 @@ from vae_lightning.report.records import Record
 from vae_lightning.report.statistics import (
     ALPHA,
     Estimate,
+    Spread,
     difference_bound,
     paired_difference,
     permutation_test,
@@ -120,7 +121,7 @@ def arm(match: Match, pattern: str, function: str, *args: str) -> str:
 
 def verdict(tests: dict[str, float], finding: str) -> str:
     """Which of two tests (name -> p-value) find ``finding`` at the report's level: 'both tests
-    detect ...', 'neither test detects ...' or 'the F-test detects ..., the other does not'."""
+    detect ...', 'neither test detects ...' or '<one> detects ..., <the other> does not'."""
     detected = [name for name, p in tests.items() if p < ALPHA]
     if not detected:
         return f"neither test detects {finding}"
@@ -165,9 +166,8 @@ def difference_of_means(match: Match, a: str, b: str, function: str, *args: str)
     return f"{fmean(x) - fmean(y):+.2f}"
 
 
-def spread_verdict(x: list[float], y: list[float]) -> str:
+def spread_verdict(tests: Spread) -> str:
     """Which of the F-test and the Brown-Forsythe test find the spreads unequal."""
-    tests = spread_tests(x, y)
     named = {"the F-test": tests.f_p, "the Brown-Forsythe test": tests.brown_forsythe_p}
     return verdict(named, f"unequal spreads at the {LEVEL} level")
 
@@ -179,13 +179,14 @@ def spread(match: Match, a: str, b: str, function: str, *args: str) -> str:
     return (
         f"s.d. {stdev(x):.2f} against {stdev(y):.2f}: the F-test, which assumes normally "
         f"distributed values, gives p = {p_value(tests.f_p)}; the Brown-Forsythe test, which "
-        f"does not, p = {p_value(tests.brown_forsythe_p)}: {spread_verdict(x, y)}"
+        f"does not, p = {p_value(tests.brown_forsythe_p)}: {spread_verdict(tests)}"
     )
 
 
 def spreads_differ(match: Match, a: str, b: str, function: str, *args: str) -> str:
     """Spread's verdict alone."""
-    return spread_verdict(values(match, a, function, *args), values(match, b, function, *args))
+    x, y = values(match, a, function, *args), values(match, b, function, *args)
+    return spread_verdict(spread_tests(x, y))
 
 
 def each(match: Match, function: str, pattern: str, *args: str) -> str:
