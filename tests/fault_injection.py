@@ -22,16 +22,17 @@ class KillAtStep(L.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-class KillInValidationAtStep(L.Callback):
-    """SIGKILLs this process as validation starts at global step `step`: after the training
-    batches of an epoch (and a checkpoint saved at the last of them), before its end."""
+class SignalInValidationAtStep(L.Callback):
+    """Sends this process `signal` (default SIGKILL) as validation starts at global step
+    `step`: after the training batches of an epoch (and a checkpoint saved at the last of
+    them), before its end."""
 
-    def __init__(self, step: int) -> None:
-        self.step = step
+    def __init__(self, step: int, signal: str = "SIGKILL") -> None:
+        self.step, self.signal = step, signal
 
     def on_validation_start(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking and trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), getattr(signal, self.signal))
 
 
 class PoisonAtStep(L.Callback):
@@ -75,22 +76,3 @@ class SignalAtStep(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), getattr(signal, self.signal))
-
-
-class SignalAtEpochEndAtStep(L.Callback):
-    """Sends this process `signal` at global step `step` as validation starts (after the
-    training batches of an epoch) or, with `hook=epoch_end`, as the epoch's end hooks run
-    (after its validation)."""
-
-    def __init__(self, step: int, hook: str = "validation", signal: str = "SIGTERM") -> None:
-        self.step, self.hook, self.signal = step, hook, signal
-
-    def _send(self, trainer, hook: str) -> None:
-        if hook == self.hook and not trainer.sanity_checking and trainer.global_step == self.step:
-            os.kill(os.getpid(), getattr(signal, self.signal))
-
-    def on_validation_start(self, trainer, pl_module) -> None:
-        self._send(trainer, "validation")
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._send(trainer, "epoch_end")

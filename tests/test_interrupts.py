@@ -56,10 +56,9 @@ def test_an_interrupt_in_an_epochs_last_validation_resumes_with_the_next_epoch(
     """SIGTERM as the validation at the end of epoch 0 (step 5) starts, which Lightning would
     stop after the first of its 5 batches: the validation is finished, the checkpoint is of
     step 5, and the resumed run is the run never stopped, every epoch and every validation
-    once, numbered and valued as there. (A stop in an epoch's end hooks, after its
-    validation, resumes as exactly: `SignalAtEpochEndAtStep` with hook=epoch_end.)"""
+    once, numbered and valued as there."""
     run, step = tmp_path / "run", 5
-    fault = _fault("SignalAtEpochEndAtStep", step)
+    fault = _fault("SignalInValidationAtStep", step, signal="SIGTERM")
     result = _train(tiny_data, tmp_path, run, *fault)
     assert result.returncode == 143, result.stderr[-3000:]
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)

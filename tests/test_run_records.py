@@ -72,7 +72,7 @@ def _assert_wandb_holds_metrics_csv(run: Path) -> None:
         assert in_wandb[pair] == pytest.approx(value, rel=1e-6, abs=1e-9), pair
 
 
-def _fault(callback: str, step: int, **args: int) -> list[str]:
+def _fault(callback: str, step: int, **args: int | str) -> list[str]:
     """Overrides adding the fault-injection callback `callback` (fault_injection.py) at `step`."""
     extra = [f"+callbacks.kill.{key}={value}" for key, value in args.items()]
     return [
@@ -135,7 +135,7 @@ def test_run_killed_between_an_epochs_last_batch_and_its_end_resumes_to_the_same
     since Lightning resumes one saved after the last batch as a finished epoch (no validation,
     no epoch-end row). Killed in that validation, the run resumes from step 8."""
     run = tmp_path / "run"
-    kill = _fault("KillInValidationAtStep", 10)
+    kill = _fault("SignalInValidationAtStep", 10)
     assert _train(tiny_data, tmp_path, run, *kill).returncode == -signal.SIGKILL
     last = run / "checkpoints" / "last.ckpt"
     saved = torch.load(last, weights_only=True)

@@ -200,8 +200,9 @@ def records_table(records: list[Record], hours: dict[str, float]) -> list[str]:
     return markdown(header, rows)
 
 
-# Overrides that change what a run prints or where it writes, never its numbers.
-DISPLAY_ONLY = ("callbacks.progress_bar.", "hydra.", "auto_resume", "experiment")
+# Overrides that are not a study's settings: what a run prints, where it writes, whether it
+# resumes, and the experiment (the study's base; a method that differs has its own column).
+NOT_SETTINGS = ("callbacks.progress_bar.", "hydra.", "auto_resume", "experiment")
 
 
 def setting_of(r: Record, key: str) -> str:
@@ -218,7 +219,7 @@ def setting_of(r: Record, key: str) -> str:
 
 
 def differing_settings(records: list[Record]) -> list[str]:
-    """The config keys that some record's command line sets (display-only ones aside) and
+    """The config keys that some record's command line sets (NOT_SETTINGS aside) and
     whose values, as the runs' configs hold them, differ between the records."""
     keys = dict.fromkeys(
         o.split("=", 1)[0].lstrip("+~") for r in records for o in r.overrides if "=" in o
@@ -226,7 +227,7 @@ def differing_settings(records: list[Record]) -> list[str]:
     return [
         k
         for k in keys
-        if not k.startswith(DISPLAY_ONLY) and len({setting_of(r, k) for r in records}) > 1
+        if not k.startswith(NOT_SETTINGS) and len({setting_of(r, k) for r in records}) > 1
     ]
 
 
