@@ -11,7 +11,7 @@ from vae_lightning.errors import UserError
 from vae_lightning.literature import LITERATURE
 from vae_lightning.report.comparisons import ACROSS
 from vae_lightning.report.frey_split import runs, split_of
-from vae_lightning.report.quantities import PER_RECORD
+from vae_lightning.report.quantities import PER_RECORD, resume_point
 from vae_lightning.report.records import Record, find_records
 from vae_lightning.report.statistics import permutation_test, welch
 from vae_lightning.report.text import literal_numbers, render
@@ -154,3 +154,12 @@ def test_a_study_table_shows_the_settings_that_differ_as_the_configs_hold_them(t
     rows = study_table(find_records([tmp_path]))
     settings = [row.split(" | ")[1] for row in rows[2:]]
     assert settings == ["`data.split_seed=0`", "`data.split_seed=0`", "`data.split_seed=1`"]
+
+
+def test_a_resume_says_which_epoch_end_it_follows_or_which_epoch_it_was_saved_within():
+    ends = [(10, 0), (20, 1), (30, 2)]  # the step after each epoch's end, and the epoch
+    assert resume_point(20, ends) == "step 20 (the end of epoch 1)"
+    assert resume_point(24, ends) == "step 24 (within epoch 2)"
+    assert resume_point(3, ends) == "step 3 (within epoch 0)"
+    with pytest.raises(UserError, match="step 31"):
+        resume_point(31, ends)

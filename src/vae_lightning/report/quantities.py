@@ -159,10 +159,24 @@ def repeated_epochs(r: Record) -> str:
 
 
 def resumes(r: Record) -> str:
-    """The steps a run was resumed at, each with the epoch whose end it follows."""
-    ends = {int(row["step"]) + 1: int(row["epoch"]) for row in r.rows if row.get("train/elbo")}
+    """The steps a run was resumed at, each with the epoch whose end it follows or, for an
+    interrupt's checkpoint, the epoch it was saved within."""
+    ends = sorted(
+        (int(row["step"]) + 1, int(row["epoch"])) for row in r.rows if row.get("train/elbo")
+    )
     steps = sorted({resume["step"] for resume in r.summary.get("resumed_from", [])})
-    return ", ".join(f"step {s:,} (the end of epoch {ends[s]:,})" for s in steps) or "none"
+    return ", ".join(resume_point(s, ends) for s in steps) or "none"
+
+
+def resume_point(step: int, ends: list[tuple[int, int]]) -> str:
+    """'step 50,150 (the end of epoch 84)' or 'step 88,997 (within epoch 150)', from the
+    steps that follow each epoch's end, ascending."""
+    for end, epoch in ends:
+        if end == step:
+            return f"step {step:,} (the end of epoch {epoch:,})"
+        if end > step:
+            return f"step {step:,} (within epoch {epoch:,})"
+    raise UserError(f"step {step:,} is after the last epoch end that metrics.csv holds.")
 
 
 def hours(r: Record) -> float:
