@@ -163,3 +163,23 @@ def test_a_resume_says_which_epoch_end_it_follows_or_which_epoch_it_was_saved_wi
     assert resume_point(3, ends) == "step 3 (within epoch 0)"
     with pytest.raises(UserError, match="step 31"):
         resume_point(31, ends)
+
+
+def test_collapsed_counts_the_validation_epochs_with_every_dimension_below_the_threshold(
+    tmp_path,
+):
+    write_record(tmp_path / "run", 2, [-10.0, -12.0])
+    config = json.loads((tmp_path / "run" / "config.yaml").read_text())
+    config["model"] = {"collapse_threshold": 0.01}
+    (tmp_path / "run" / "config.yaml").write_text(json.dumps(config))
+    # Per-dimension KLs on rows of their own, as training logs them; steps count from 0.
+    rows = ["epoch,step,val/elbo,val/kl_dim_0,val/kl_dim_1,train/elbo"]
+    rows += ["0,9,,0.001,0.009,", "0,9,-5.0,,,", "1,19,,0.002,0.5,", "2,29,,0.003,0.004,"]
+    rows += ["2,29,,,,-4.0"]
+    (tmp_path / "run" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    [record] = find_records([tmp_path])
+    text = "2 of 3 validation epochs, the last at 300 samples"  # batch size 10
+    assert PER_RECORD["collapsed"](record) == text
+    (tmp_path / "run" / "metrics.csv").write_text("epoch,step,val/elbo\n0,9,-5.0\n")
+    with pytest.raises(UserError, match="no validation KL per dimension"):
+        PER_RECORD["collapsed"](find_records([tmp_path])[0])

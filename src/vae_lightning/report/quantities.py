@@ -179,6 +179,25 @@ def resume_point(step: int, ends: list[tuple[int, int]]) -> str:
     raise UserError(f"step {step:,} is after the last epoch end that metrics.csv holds.")
 
 
+def collapsed(r: Record) -> str:
+    """The validation epochs at which every latent dimension's validation KL was below
+    ``model.collapse_threshold`` (training's posterior-collapse line) and the training samples
+    at the last, as '560 of 625 validation epochs, the last at 9,040,000 samples'."""
+    threshold = float(r.setting("model.collapse_threshold"))
+    ends = [row for row in r.rows if row.get("val/kl_dim_0")]
+    if not ends:
+        raise UserError(f"{r.name}: its metrics.csv has no validation KL per dimension.")
+    below = [
+        row
+        for row in ends
+        if max(float(v) for k, v in row.items() if k.startswith("val/kl_dim_") and v) < threshold
+    ]
+    if not below:
+        return f"none of {len(ends):,} validation epochs"
+    last = (int(float(below[-1]["step"])) + 1) * r.batch_size
+    return f"{len(below):,} of {len(ends):,} validation epochs, the last at {last:,} samples"
+
+
 def hours(r: Record) -> float:
     """Hours of training steps, summed over the epochs (training_hours)."""
     return training_hours(r)[-1][0]
@@ -241,6 +260,7 @@ def snapshots(r: Record) -> str:
 PER_RECORD: dict[str, Callable[..., float | str]] = {
     "best_val": best_val,
     "checkpoint_epoch": checkpoint_epoch,
+    "collapsed": collapsed,
     "cut": cut,
     "evaluated": evaluated,
     "experiment": lambda r: f"`experiment={r.experiment}`",
