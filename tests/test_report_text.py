@@ -173,7 +173,7 @@ def test_collapsed_counts_the_validation_epochs_with_every_dimension_below_the_t
     config["model"] = {"collapse_threshold": 0.01}
     (tmp_path / "run" / "config.yaml").write_text(json.dumps(config))
     # Per-dimension KLs on rows of their own, as training logs them; steps count from 0.
-    rows = ["epoch,step,val/elbo,val/kl_dim_0,val/kl_dim_1,train/elbo"]
+    rows = ["epoch,step,val/elbo,val/kl_dim_00,val/kl_dim_01,train/elbo"]
     rows += ["0,9,,0.001,0.009,", "0,9,-5.0,,,", "1,19,,0.002,0.5,", "2,29,,0.003,0.004,"]
     rows += ["2,29,,,,-4.0"]
     (tmp_path / "run" / "metrics.csv").write_text("\n".join(rows) + "\n")

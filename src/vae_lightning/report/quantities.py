@@ -184,14 +184,14 @@ def collapsed(r: Record) -> str:
     ``model.collapse_threshold`` (training's posterior-collapse line) and the training samples
     at the last, as '560 of 625 validation epochs, the last at 9,040,000 samples'."""
     threshold = float(r.setting("model.collapse_threshold"))
-    ends = [row for row in r.rows if row.get("val/kl_dim_0")]
+    per_dimension = [
+        (row, [float(v) for k, v in row.items() if k.startswith("val/kl_dim_") and v])
+        for row in r.rows
+    ]
+    ends = [(row, kl) for row, kl in per_dimension if kl]
     if not ends:
         raise UserError(f"{r.name}: its metrics.csv has no validation KL per dimension.")
-    below = [
-        row
-        for row in ends
-        if max(float(v) for k, v in row.items() if k.startswith("val/kl_dim_") and v) < threshold
-    ]
+    below = [row for row, kl in ends if max(kl) < threshold]
     if not below:
         return f"none of {len(ends):,} validation epochs"
     last = (int(float(below[-1]["step"])) + 1) * r.batch_size
