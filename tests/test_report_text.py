@@ -183,3 +183,21 @@ def test_collapsed_counts_the_validation_epochs_with_every_dimension_below_the_t
     (tmp_path / "run" / "metrics.csv").write_text("epoch,step,val/elbo\n0,9,-5.0\n")
     with pytest.raises(UserError, match="no validation KL per dimension"):
         PER_RECORD["collapsed"](find_records([tmp_path])[0])
+
+
+def test_reaches_gives_the_samples_after_which_one_run_passed_the_others_last_value(tmp_path):
+    curves = {"fast": [-9.0, -7.0, -6.0, -5.0], "slow": [-10.0, -8.0, -7.5, -7.0]}
+    for name, curve in curves.items():
+        write_record(tmp_path / name, 2, [-10.0, -12.0])
+        rows = ["epoch,step,val/elbo", *(f"{e},{10 * e + 9},{v}" for e, v in enumerate(curve))]
+        (tmp_path / name / "metrics.csv").write_text("\n".join(rows) + "\n")
+    write_record(tmp_path / "other_latent", 3, [-10.0, -12.0])
+    records = find_records([tmp_path])
+    # fast reaches slow's last -7.0 at its second epoch end: step 20, 200 samples of batch 10;
+    # slow's summary.json says it saw 100 samples.
+    text = "after 200 samples, 200.0 % of the other's (latent 2)"
+    assert render("${reaches(fast, slow)}", records, Path("t")) == text
+    never = "never in its 100 samples (latent 2)"
+    assert render("${reaches(slow, fast)}", records, Path("t")) == never
+    with pytest.raises(UserError, match="not name records of the same latent sizes"):
+        render("${reaches(fast, other_latent)}", records, Path("t"))

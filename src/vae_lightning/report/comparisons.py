@@ -13,7 +13,7 @@ from vae_lightning.errors import UserError
 from vae_lightning.report.formats import NONE, as_text, listed, p_value
 from vae_lightning.report.frey_split import test_frames_table
 from vae_lightning.report.quantities import PER_RECORD, final_slope, slope_unit
-from vae_lightning.report.records import Record
+from vae_lightning.report.records import Record, read_curve
 from vae_lightning.report.statistics import (
     ALPHA,
     Estimate,
@@ -83,6 +83,27 @@ def diff(match: Match, a: str, b: str, name: str) -> str:
 def versus(match: Match, a: str, b: str, name: str) -> str:
     """diff, or where there is none (no evaluation, other test images), why (compared)."""
     return compared(one(match, a), one(match, b), name)
+
+
+def reached(a: Record, b: Record) -> str:
+    """When record a's validation ELBO first reached record b's last one: 'after 300,000
+    samples, 3.0 % of the other's', or 'never in its 10,000,000 samples'."""
+    target = read_curve(b, "val/elbo")[-1][1]
+    step = next((s for s, v in read_curve(a, "val/elbo") if v >= target), None)
+    if step is None:
+        return f"never in its {a.samples_seen:,} samples"
+    samples = step * a.batch_size
+    share = f"{samples / b.samples_seen:.1%}".replace("%", " %")
+    return f"after {samples:,} samples, {share} of the other's"
+
+
+def reaches(match: Match, a: str, b: str) -> str:
+    """reached for each pair of records of patterns a and b of one latent size, labelled."""
+    by_latent = {r.latent_dim: r for r in match(b)}
+    first = match(a)
+    if sorted(by_latent) != sorted(r.latent_dim for r in first):
+        raise UserError(f"{a!r} and {b!r} do not name records of the same latent sizes.")
+    return listed([f"{reached(r, by_latent[r.latent_dim])} (latent {r.latent_dim})" for r in first])
 
 
 def optimisers(match: Match, a: str, b: str) -> str:
@@ -233,6 +254,7 @@ ACROSS: dict[str, Callable[..., str]] = {
     ),
     "level": lambda match: LEVEL,
     "optimisers": optimisers,
+    "reaches": reaches,
     "slopes": slopes,
     "span": span,
     "repeated": repeated,
