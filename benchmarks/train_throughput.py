@@ -60,7 +60,19 @@ SETTINGS = {
     "paper": {"hidden_dims": [500], "activation": "tanh", "binarize": "dynamic", "batch_size": 100},
     # model/encoder=conv model/decoder=conv: 4 x 4 stride-2 convolutions 1-32-64, a hidden layer
     # of 256, latent 20, and the transposed mirror; ReLU, batch 100, dynamic binarisation.
-    "conv": {"networks": "conv", "activation": "relu", "binarize": "dynamic", "batch_size": 100},
+    "conv": {
+        "channels": [32, 64],
+        "activation": "relu",
+        "binarize": "dynamic",
+        "batch_size": 100,
+    },
+    # experiment=conv_mnist's networks: the same with channels 1-16-32.
+    "conv-small": {
+        "channels": [16, 32],
+        "activation": "relu",
+        "binarize": "dynamic",
+        "batch_size": 100,
+    },
 }
 # The project's config of the conv setting's networks (conf/model/encoder/conv.yaml, decoder).
 CONV_NETWORKS = {
@@ -73,8 +85,10 @@ REFERENCES = ("plain", "plain-fused", "pythae")  # what the project is compared 
 
 def project_run(setting: dict, epochs: int, workdir: Path) -> dict:
     """`python -m vae_lightning.train` with the default callbacks, loggers and progress bar."""
-    if setting.get("networks") == "conv":
+    if "channels" in setting:
+        channels = f"[{','.join(map(str, setting['channels']))}]"
         networks = ["model/encoder=conv", "model/decoder=conv"]
+        networks += [f"model.encoder.channels={channels}", f"model.decoder.channels={channels}"]
     else:
         networks = [
             f"model.hidden_dims=[{','.join(map(str, setting['hidden_dims']))}]",
@@ -140,7 +154,12 @@ def project_model(setting: dict):
     """The project's VariationalAutoencoder of the setting."""
     from vae_lightning.models import VariationalAutoencoder
 
-    networks = CONV_NETWORKS if setting.get("networks") == "conv" else {}
+    networks = {}
+    if "channels" in setting:
+        networks = {
+            part: {**config, "channels": setting["channels"]}
+            for part, config in CONV_NETWORKS.items()
+        }
     hidden = setting.get("hidden_dims", [500])
     return VariationalAutoencoder(
         (1, 28, 28), 20, hidden, setting["activation"], "bernoulli", **networks
@@ -171,8 +190,8 @@ class PlainVAE(nn.Module):
     @classmethod
     def of(cls, setting: dict) -> "PlainVAE":
         """The plain model of a setting of SETTINGS."""
-        if setting.get("networks") == "conv":
-            return cls.conv()
+        if "channels" in setting:
+            return cls.conv(*setting["channels"])
         return cls.mlp(setting["hidden_dims"][0], setting["activation"])
 
     @classmethod
@@ -187,16 +206,16 @@ class PlainVAE(nn.Module):
         )
 
     @classmethod
-    def conv(cls) -> "PlainVAE":
-        """Conv 1-32-64 (4 x 4, stride 2) to 64 x 7 x 7, 256, 20, and back by transposed convs."""
+    def conv(cls, a: int, b: int) -> "PlainVAE":
+        """Conv 1-a-b (4 x 4, stride 2) to b x 7 x 7, 256, 20, and back by transposed convs."""
         body = nn.Sequential(
-            nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU(),
+            nn.Conv2d(1, a, 4, 2, 1), nn.ReLU(), nn.Conv2d(a, b, 4, 2, 1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(b * 7 * 7, 256), nn.ReLU(),
         )  # fmt: skip
         return cls(body, 256, lambda: nn.Sequential(
-            nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 64 * 7 * 7), nn.ReLU(),
-            nn.Unflatten(1, (64, 7, 7)), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(32, 1, 4, 2, 1), nn.Flatten(start_dim=-3),
+            nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, b * 7 * 7), nn.ReLU(),
+            nn.Unflatten(1, (b, 7, 7)), nn.ConvTranspose2d(b, a, 4, 2, 1), nn.ReLU(),
+            nn.ConvTranspose2d(a, 1, 4, 2, 1), nn.Flatten(start_dim=-3),
         ))  # fmt: skip
 
     def elbo(self, x):

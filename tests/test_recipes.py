@@ -247,7 +247,7 @@ def test_training_benchmark_runs_tiny(tiny_data, tmp_path):
     assert sum(line.startswith("project / ") for line in result.stdout.splitlines()) == 2
 
 
-@pytest.mark.parametrize("setting", ["pytorch-examples", "paper", "conv"])
+@pytest.mark.parametrize("setting", ["pytorch-examples", "paper", "conv", "conv-small"])
 def test_training_benchmark_plain_loop_steps_the_projects_model(setting):
     """The plain loops' PlainVAE is the project's VAE: same initial weights from the same seed,
     the same ELBO per data point and the same gradients, so their speeds compare one step."""

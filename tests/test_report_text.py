@@ -201,3 +201,18 @@ def test_reaches_gives_the_samples_after_which_one_run_passed_the_others_last_va
     assert render("${reaches(slow, fast)}", records, Path("t")) == never
     with pytest.raises(UserError, match="not name records of the same latent sizes"):
         render("${reaches(fast, other_latent)}", records, Path("t"))
+
+
+def test_diffs_pairs_the_records_of_two_patterns_by_latent_size(tmp_path):
+    write_record(tmp_path / "aevb_5", 5, [-9.0, -11.0])
+    write_record(tmp_path / "aevb_2", 2, [-10.0, -12.0])
+    write_record(tmp_path / "ws_2", 2, [-11.0, -14.0])
+    write_record(tmp_path / "ws_5", 5, [-9.5, -11.5])
+    records = find_records([tmp_path])
+    # Per image: latent 2 (+1, +2): +1.50 ± 0.50; latent 5 (+0.5, +0.5): +0.50 ± 0.00.
+    text = render("${diffs(aevb_*, ws_*, elbo)}", records, Path("t"))
+    assert text == (
+        "+1.50 ± 0.50 (paired s.e.) at latent 2 and +0.50 ± 0.00 (paired s.e.) at latent 5"
+    )
+    with pytest.raises(UserError, match="not name records of the same latent sizes"):
+        render("${diffs(aevb_*, ws_2, elbo)}", records, Path("t"))
