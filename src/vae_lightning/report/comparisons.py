@@ -97,13 +97,28 @@ def reached(a: Record, b: Record) -> str:
     return f"after {samples:,} samples, {share} of the other's"
 
 
+def by_latent(match: Match, a: str, b: str) -> list[tuple[Record, Record]]:
+    """The records of patterns a and b paired by latent size, in a's order."""
+    second = {r.latent_dim: r for r in match(b)}
+    first = match(a)
+    if sorted(second) != sorted(r.latent_dim for r in first):
+        raise UserError(f"{a!r} and {b!r} do not name records of the same latent sizes.")
+    return [(r, second[r.latent_dim]) for r in first]
+
+
 def reaches(match: Match, a: str, b: str) -> str:
     """reached for each pair of records of patterns a and b of one latent size, labelled."""
-    by_latent = {r.latent_dim: r for r in match(b)}
-    first = match(a)
-    if sorted(by_latent) != sorted(r.latent_dim for r in first):
-        raise UserError(f"{a!r} and {b!r} do not name records of the same latent sizes.")
-    return listed([f"{reached(r, by_latent[r.latent_dim])} (latent {r.latent_dim})" for r in first])
+    return listed([f"{reached(r, s)} (latent {r.latent_dim})" for r, s in by_latent(match, a, b)])
+
+
+def diffs(match: Match, a: str, b: str, name: str) -> str:
+    """diff for each pair of records of patterns a and b of one latent size, labelled."""
+    return listed(
+        [
+            f"{estimate(difference(r, s, name))} at latent {r.latent_dim}"
+            for r, s in by_latent(match, a, b)
+        ]
+    )
 
 
 def optimisers(match: Match, a: str, b: str) -> str:
@@ -247,6 +262,7 @@ def repeated(match: Match, pattern: str) -> str:
 ACROSS: dict[str, Callable[..., str]] = {
     "detects": detects,
     "diff": diff,
+    "diffs": diffs,
     "difference_of_means": difference_of_means,
     "each": each,
     "latents": lambda match, pattern: listed(
