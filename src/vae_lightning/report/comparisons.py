@@ -98,12 +98,13 @@ def reached(a: Record, b: Record) -> str:
 
 
 def by_latent(match: Match, a: str, b: str) -> list[tuple[Record, Record]]:
-    """The records of patterns a and b paired by latent size, in a's order."""
+    """The records of patterns a and b paired by latent size, over the sizes both have, in
+    a's order (each shown labelled with its size)."""
     second = {r.latent_dim: r for r in match(b)}
-    first = match(a)
-    if sorted(second) != sorted(r.latent_dim for r in first):
-        raise UserError(f"{a!r} and {b!r} do not name records of the same latent sizes.")
-    return [(r, second[r.latent_dim]) for r in first]
+    pairs = [(r, second[r.latent_dim]) for r in match(a) if r.latent_dim in second]
+    if not pairs:
+        raise UserError(f"{a!r} and {b!r} name no records of the same latent size.")
+    return pairs
 
 
 def reaches(match: Match, a: str, b: str) -> str:
