@@ -217,3 +217,13 @@ def test_diffs_pairs_the_records_of_two_patterns_by_latent_size(tmp_path):
     # Only the sizes both patterns have are paired.
     only = "+1.50 ± 0.50 (paired s.e.) at latent 2"
     assert render("${diffs(aevb_*, ws_2, elbo)}", records, Path("t")) == only
+
+
+def test_kl_above_counts_the_dimensions_that_carry_more_than_a_threshold(tmp_path):
+    write_record(tmp_path / "run", 4, [-10.0, -12.0])
+    evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())
+    evaluation["latent"] = {"kl_per_dim": [1.5, 0.2, 0.1, 0.001]}
+    (tmp_path / "run" / "eval.json").write_text(json.dumps(evaluation))
+    records = find_records([tmp_path])
+    text = "2 of 4 dimensions above 0.1 nats"  # 0.1 itself is not above
+    assert render("${kl_above(run, 0.1)}", records, Path("t")) == text

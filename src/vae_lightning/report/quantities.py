@@ -39,6 +39,14 @@ def evaluated(r: Record, path: str) -> str:
     return f"{value:.3g}" if isinstance(value, float) else setting(value)
 
 
+def kl_above(r: Record, nats: str) -> str:
+    """How many latent dimensions carry more than ``nats`` of KL(q(z_i|x) || p(z_i)) each, on
+    average over the test images: '14 of 20 dimensions above 0.1 nats'."""
+    per_dimension = eval_value(r, "latent.kl_per_dim")
+    above = sum(kl > float(nats) for kl in per_dimension)
+    return f"{above} of {len(per_dimension)} dimensions above {nats} nats"
+
+
 def ratio(r: Record, a: str, b: str, power: str = "1") -> float:
     """(a / b)^power of two numbers of eval.json (dotted paths)."""
     return (eval_value(r, a) / eval_value(r, b)) ** int(power)
@@ -269,6 +277,7 @@ PER_RECORD: dict[str, Callable[..., float | str]] = {
     "gap": gap,
     "hours": hours,
     "k": lambda r: f"{r.evaluation['num_importance_samples']}",
+    "kl_above": kl_above,
     "logged": logged,
     "mean": mean,
     "median_hours": median_hours,
