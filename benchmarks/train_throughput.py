@@ -48,6 +48,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+# The conv settings' training, beside their channels.
+CONV = {"activation": "relu", "binarize": "dynamic", "batch_size": 100}
 SETTINGS = {
     # pytorch/examples vae/main.py: 784-400-20 ReLU, Bernoulli on grey levels, Adam 1e-3, batch 128
     "pytorch-examples": {
@@ -60,19 +62,9 @@ SETTINGS = {
     "paper": {"hidden_dims": [500], "activation": "tanh", "binarize": "dynamic", "batch_size": 100},
     # model/encoder=conv model/decoder=conv: 4 x 4 stride-2 convolutions 1-32-64, a hidden layer
     # of 256, latent 20, and the transposed mirror; ReLU, batch 100, dynamic binarisation.
-    "conv": {
-        "channels": [32, 64],
-        "activation": "relu",
-        "binarize": "dynamic",
-        "batch_size": 100,
-    },
+    "conv": {"channels": [32, 64], **CONV},
     # experiment=conv_mnist's networks: the same with channels 1-16-32.
-    "conv-small": {
-        "channels": [16, 32],
-        "activation": "relu",
-        "binarize": "dynamic",
-        "batch_size": 100,
-    },
+    "conv-small": {"channels": [16, 32], **CONV},
 }
 # The project's config of the conv setting's networks (conf/model/encoder/conv.yaml, decoder).
 CONV_NETWORKS = {
